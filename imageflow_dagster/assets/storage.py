@@ -1,0 +1,111 @@
+import dagster as dg
+
+from imageflow_dagster.assets.common import GROUP, failing_job_on_error, md_cell
+from imageflow_dagster.flow.image_data import CONTENT_TYPES
+from imageflow_dagster.flow.records import images_of, step_output_document
+from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobObjects, JobPlan, StepPlan, StoredObject
+from imageflow_dagster.partitions import jobs_partitions
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.resources.s3 import ImageflowS3Resource
+
+STORED_CHECK = "every_planned_image_stored"
+IMAGE_TYPES = set(CONTENT_TYPES.values())
+
+
+@dg.asset(
+    partitions_def=jobs_partitions,
+    group_name=GROUP,
+    kinds={"s3"},
+    check_specs=[
+        dg.AssetCheckSpec(
+            STORED_CHECK,
+            asset="s3_objects",
+            description="Every planned image is in S3 with an image content type (PNG, JPEG or WebP).",
+        )
+    ],
+)
+def s3_objects(
+    context: dg.AssetExecutionContext,
+    planned_prompts: JobPlan,
+    step_reports: list[StepPlan],
+    generated_images: list[GeneratedImage],
+    s3: ImageflowS3Resource,
+    dynamodb: DynamoDBResource,
+):
+    """The job's objects in S3: its images (verified with HEAD) and each step's output file."""
+    with failing_job_on_error(context, dynamodb):
+        images = [_verified_image(s3, g, planned_prompts) for g in generated_images if g.stored]
+        outputs = [
+            obj
+            for step in planned_prompts.steps
+            if (obj := _store_step_output(s3, planned_prompts.job, step, generated_images))
+        ]
+    objects = images + outputs
+    check = _stored_check(planned_prompts, images)
+    yield dg.Output(JobObjects(job=planned_prompts.job, objects=objects), metadata=_metadata(objects, len(step_reports)))
+    yield check
+
+
+def _verified_image(s3: ImageflowS3Resource, image: GeneratedImage, plan: JobPlan) -> StoredObject:
+    head = s3.head(image.request.key) or {}
+    step = plan.step(image.request.step_index)
+    return StoredObject(
+        kind="image",
+        step_index=image.request.step_index,
+        key=image.request.key,
+        url=image.request.url,
+        s3_url=s3.s3_url(image.request.key),
+        content_type=head.get("ContentType", "missing"),
+        size_bytes=int(head.get("ContentLength", 0)),
+        name=image.request.key.rsplit("/", 1)[-1],
+        label=f"{step.name}: {image.request.label}",
+    )
+
+
+def _store_step_output(
+    s3: ImageflowS3Resource, job: JobIdentity, step: StepPlan, generated: list[GeneratedImage]
+) -> StoredObject | None:
+    document = step_output_document(step, images_of(step, generated))
+    if document is None:
+        return None
+    name, body, content_type = document
+    key = f"{job.prefix}/{name}"
+    s3.put(key, body, content_type)
+    return StoredObject(
+        kind="step_output",
+        step_index=step.index,
+        key=key,
+        url=s3.public_url(key),
+        s3_url=s3.s3_url(key),
+        content_type=content_type,
+        size_bytes=len(body),
+        name=name,
+        label=step.name,
+    )
+
+
+def _stored_check(plan: JobPlan, images: list[StoredObject]) -> dg.AssetCheckResult:
+    stored = {obj.key: obj for obj in images}
+    missing = [r.key for r in plan.image_requests if r.key not in stored]
+    wrong_type = [o.key for o in images if o.content_type not in IMAGE_TYPES]
+    return dg.AssetCheckResult(
+        check_name=STORED_CHECK,
+        passed=not missing and not wrong_type,
+        metadata={"planned": len(plan.image_requests), "missing": missing[:50], "wrong_type": wrong_type[:50]},
+    )
+
+
+def _metadata(objects: list[StoredObject], text_steps: int) -> dict:
+    images = [o for o in objects if o.kind == "image"]
+    thumbnails = "\n".join(f"**{md_cell(o.label, 80)}** — `{o.content_type}`, {o.size_bytes} bytes\n\n![{md_cell(o.label, 80)}]({o.url})\n" for o in images)
+    return {
+        "objects": len(objects),
+        "images": len(images),
+        "step_outputs": len(objects) - len(images),
+        "text_steps": text_steps,
+        "bytes": sum(o.size_bytes for o in objects),
+        "keys": dg.MetadataValue.json([o.key for o in objects]),
+        "public_urls": dg.MetadataValue.json([o.url for o in objects]),
+        "content_types": dg.MetadataValue.json({o.key.rsplit("/", 1)[-1]: o.content_type for o in objects}),
+        "thumbnails": dg.MetadataValue.md(thumbnails or "_no images_"),
+    }

@@ -1,0 +1,1 @@
+"""The image flow as plain functions; the Dagster assets call these."""

@@ -1,0 +1,128 @@
+"""The generation phase: every planned image of the job, rendered concurrently and stored as it arrives.
+
+Bytes go to S3 the moment they are validated (create-only, under the request-derived key): nothing paid for is
+held back, memory stays bounded by the concurrency window, and a rerun finds the object and skips the call.
+"""
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import openai
+
+from imageflow_dagster.flow.image_data import CONTENT_TYPES, InvalidImageData, decode_base64, read_image
+from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster.models.pipeline import CallUsage, GeneratedImage, ImageRequest, JobPlan
+from imageflow_dagster.resources.openai_client import (
+    MARK_BASE64,
+    MARK_CONVERTED,
+    OpenAIResource,
+    api_error_text,
+    is_moderation_block,
+)
+from imageflow_dagster.resources.s3 import ImageflowS3Resource
+
+
+@dataclass
+class GenerationTools:
+    openai: OpenAIResource
+    s3: ImageflowS3Resource
+    progress: LiveProgress
+    log: logging.Logger
+
+
+class _Blocked(Exception):
+    pass
+
+
+def generate_images(plan: JobPlan, tools: GenerationTools) -> list[GeneratedImage]:
+    requests = plan.image_requests
+    if not requests:
+        return []
+    totals = {s.index: len(s.requests) for s in plan.steps}
+    names = {s.index: s.name for s in plan.steps}
+    workers = max(1, min(tools.openai.image_concurrency, len(requests)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imageflow-image") as pool:
+        return list(pool.map(lambda r: _generate_one(plan, r, totals[r.step_index], names[r.step_index], tools), requests))
+
+
+def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: str, tools: GenerationTools) -> GeneratedImage:
+    where = f"job={plan.job.job_id} step={request.step_index + 1} ({step_name}) image={request.index}/{total} ({request.label})"
+    number = request.step_index + 1
+    existing = tools.s3.head(request.key)
+    if existing is not None:
+        tools.log.info(f"reusing stored image {where} key={request.key}")
+        return GeneratedImage(
+            request=request,
+            outcome="reused",
+            content_type=existing.get("ContentType"),
+            size_bytes=int(existing.get("ContentLength", 0)),
+        )
+    tools.progress.say(number, f"Generating image {request.index}/{total}: {request.label}", "generating")
+    started = time.monotonic()
+    usage = None  # an invalid payload was still billed; keep its usage
+    try:
+        b64, usage, attempts = _render(request, tools, where)
+        tools.log.info(f"{MARK_BASE64} {where} attempts={attempts}")
+        image = read_image(decode_base64(b64), request.output_format, request.api_params.get("output_compression"))
+    except _Blocked as exc:
+        return _failure(request, "blocked", str(exc), "ModerationBlocked", started, tools, where)
+    except openai.OpenAIError as exc:
+        if is_moderation_block(exc):
+            return _failure(request, "blocked", api_error_text(exc), "ModerationBlocked", started, tools, where)
+        return _failure(request, "failed", api_error_text(exc), type(exc).__name__, started, tools, where)
+    except InvalidImageData as exc:
+        return _failure(request, "failed", str(exc), "InvalidImageData", started, tools, where, usage=usage)
+    tools.s3.put_once(request.key, image.data, CONTENT_TYPES[image.format])
+    tools.log.info(f"{MARK_CONVERTED} {where} url={request.url}")
+    tools.progress.say(number, f"Generated image {request.index}/{total}: {request.label}", "generating")
+    return GeneratedImage(
+        request=request,
+        outcome="generated",
+        content_type=image.content_type,
+        size_bytes=len(image.data),
+        width=image.width,
+        height=image.height,
+        converted_from=image.converted_from,
+        usage=usage,
+        latency_s=round(time.monotonic() - started, 3),
+    )
+
+
+def _render(request: ImageRequest, tools: GenerationTools, where: str) -> tuple[str | None, CallUsage, int]:
+    if request.path == "images_api":
+        result = tools.openai.generate_image(model=request.model, prompt=request.prompt, params=request.api_params)
+        return result.b64, result.usage, result.attempts
+    response = tools.openai.respond(
+        log=tools.log,
+        where=f"{where} purpose=image_tool",
+        model=request.responses_model or tools.openai.default_text_model,
+        instructions=request.responses_instructions or "",
+        input_text=request.prompt,
+        tools=[request.api_params],
+        tool_choice={"type": "image_generation"},
+    )
+    usage = response.usage.plus(response.tool_image_usage) if response.tool_image_usage else response.usage
+    call = next((i for i in response.tool_images if i.status == "completed" and i.b64), None)
+    if call is None:
+        failed = next((i for i in response.tool_images if i.error_code), None)
+        if failed and failed.error_code in ("moderation_blocked", "content_policy_violation"):
+            raise _Blocked(failed.error_message or failed.error_code)
+        reason = failed.error_message if failed else (response.error or "the model returned no image_generation_call")
+        raise InvalidImageData(reason)
+    return call.b64, usage, 1
+
+
+def _failure(request, outcome, reason, error_type, started, tools, where, usage=None) -> GeneratedImage:
+    log = tools.log.warning if outcome == "blocked" else tools.log.error
+    log(f"image {outcome} {where}: {reason}")
+    return GeneratedImage(
+        request=request,
+        outcome=outcome,
+        error=reason,
+        error_type=error_type,
+        usage=usage,
+        latency_s=round(time.monotonic() - started, 3),
+    )
+

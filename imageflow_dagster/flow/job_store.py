@@ -1,0 +1,117 @@
+"""Writes to the job row and the artifact and usage tables, in the seed's record formats.
+
+Claims: a job row in `processing` carries `imageflow_claim_id` while one Dagster run owns it. The sensor claims
+with a conditional update (one winner, also across daemons); a run launched from the UI claims with its own run
+id when it starts. The final status write is fenced on the claim and removes it, so a job set back to
+`processing` later (a rerun) is claimable again, while the run's own progress writes never are.
+"""
+
+import time
+from typing import Any
+
+from imageflow_dagster.ids import utc_now_iso
+from imageflow_dagster.models import Artifact, UsageRecord
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
+
+CLAIM_TAG = "imageflow/claim_id"
+CLAIM_ID = "imageflow_claim_id"
+LEASE_UNTIL = "imageflow_lease_until"  # epoch seconds; a claim past it may be taken over
+CLAIMED_AT = "imageflow_claimed_at"
+_CLAIM_ATTRS = [CLAIM_ID, LEASE_UNTIL, CLAIMED_AT]
+_OWNED_BY = f"(attribute_not_exists(#{CLAIM_ID}) OR #{CLAIM_ID} = :claim)"
+_FREE = f"(attribute_not_exists(#{CLAIM_ID}) OR #{LEASE_UNTIL} < :now)"
+# Attributes a finished job must not keep from an earlier attempt or from its progress display.
+_TRANSIENT = ["live_step", "error_message", "error_type", *_CLAIM_ATTRS]
+
+
+def update_job(db: DynamoDBResource, job_id: str, values: dict[str, Any], remove: list[str] | None = None) -> None:
+    db.update_item(
+        db.jobs_table,
+        {"job_id": job_id},
+        set_values={**values, "updated_at": utc_now_iso()},
+        remove=remove,
+        condition="attribute_exists(#job_id)",
+    )
+
+
+def claim_job(db: DynamoDBResource, job_id: str, claim_id: str, statuses: tuple[str, ...], lease_s: int) -> bool:
+    """Take a job waiting in one of `statuses`; False when another claimer holds a live claim on it."""
+    now = int(time.time())
+    placeholders = {f":st{i}": status for i, status in enumerate(statuses)}
+    new = db.update_item(
+        db.jobs_table,
+        {"job_id": job_id},
+        set_values={CLAIM_ID: claim_id, LEASE_UNTIL: now + lease_s, CLAIMED_AT: utc_now_iso()},
+        condition=f"#status IN ({', '.join(placeholders)}) AND {_FREE}",
+        condition_values={**placeholders, ":now": now},
+    )
+    return new is not None
+
+
+def start_run(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int) -> bool:
+    """Mark the job `processing` for this run; False when another run holds a live claim on it."""
+    now = int(time.time())
+    new = db.update_item(
+        db.jobs_table,
+        {"job_id": job_id},
+        set_values={
+            "status": "processing",
+            "started_at": utc_now_iso(),
+            "updated_at": utc_now_iso(),
+            CLAIM_ID: claim_id,
+            LEASE_UNTIL: now + lease_s,
+        },
+        set_if_absent={CLAIMED_AT: utc_now_iso()},
+        remove=["error_message", "error_type", "completed_at", "failed_at"],
+        condition=f"attribute_exists(#job_id) AND ({_OWNED_BY} OR #{LEASE_UNTIL} < :now)",
+        condition_values={":claim": claim_id, ":now": now},
+    )
+    return new is not None
+
+
+def mark_completed(db: DynamoDBResource, job_id: str, extra: dict[str, Any], claim_id: str | None = None) -> bool:
+    values = {"status": "completed", "completed_at": utc_now_iso(), **extra}
+    return _finish(db, job_id, values, _TRANSIENT, claim_id)
+
+
+def mark_failed(
+    db: DynamoDBResource,
+    job_id: str,
+    message: str,
+    error_type: str,
+    extra: dict | None = None,
+    claim_id: str | None = None,
+) -> bool:
+    values = {"status": "failed", "error_message": message, "error_type": error_type, "failed_at": utc_now_iso()}
+    return _finish(db, job_id, {**values, **(extra or {})}, ["live_step", "completed_at", *_CLAIM_ATTRS], claim_id)
+
+
+def _finish(db: DynamoDBResource, job_id: str, values: dict, remove: list[str], claim_id: str | None) -> bool:
+    """Fenced on the claim: a run that lost its claim cannot overwrite the outcome of the run that took over."""
+    new = db.update_item(
+        db.jobs_table,
+        {"job_id": job_id},
+        set_values={**values, "updated_at": utc_now_iso()},
+        remove=remove,
+        condition=f"attribute_exists(#job_id) AND {_OWNED_BY}",
+        condition_values={":claim": claim_id or "-"},
+    )
+    return new is not None
+
+
+def put_artifact(db: DynamoDBResource, artifact: Artifact) -> None:
+    """Upsert by stable id; the first `created_at` wins so reruns don't rewrite history."""
+    fields = artifact.model_dump()
+    created_at = fields.pop("created_at")
+    artifact_id = fields.pop("artifact_id")
+    db.update_item(
+        db.artifacts_table,
+        {"artifact_id": artifact_id},
+        set_values=fields,
+        set_if_absent={"created_at": created_at},
+    )
+
+
+def put_usage(db: DynamoDBResource, record: UsageRecord) -> bool:
+    """Create-only: a usage row describes money spent once; writing it twice would double-bill."""
+    return db.put_item(db.usage_records_table, record.model_dump(), condition="attribute_not_exists(usage_id)")

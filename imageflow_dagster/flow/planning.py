@@ -1,0 +1,209 @@
+"""The planning phase: text steps and image planners in dependency order, independent steps in parallel.
+
+Image URLs are derived from the requests, so a step that depends on an image step gets that step's URLs in its
+context without waiting for the images; every image of the job is then rendered together afterwards.
+"""
+
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import openai
+
+from imageflow_dagster.flow import context as ctx
+from imageflow_dagster.flow import planner
+from imageflow_dagster.flow.image_requests import build_image_request
+from imageflow_dagster.flow.loading import JobInputs
+from imageflow_dagster.flow.ordering import waves
+from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster.flow.response_cache import ResponseCache
+from imageflow_dagster.ids import short_hash, utc_now_iso
+from imageflow_dagster.models.pipeline import CallUsage, JobIdentity, JobPlan, StepPlan
+from imageflow_dagster.models.workflow import ImageToolConfig, WorkflowStep
+from imageflow_dagster.resources.openai_client import OpenAIResource, ResponseResult, api_error_text
+from imageflow_dagster.resources.s3 import ImageflowS3Resource
+
+
+@dataclass
+class PlanningTools:
+    openai: OpenAIResource
+    s3: ImageflowS3Resource
+    cache: ResponseCache
+    progress: LiveProgress
+    log: logging.Logger
+
+
+def job_identity(inputs: JobInputs) -> JobIdentity:
+    return JobIdentity(
+        job_id=inputs.job.job_id,
+        tenant_id=inputs.job.tenant_id,
+        workflow_id=inputs.job.workflow_id,
+        submission_id=inputs.job.submission_id,
+        workflow_name=inputs.workflow.workflow_name,
+    )
+
+
+def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
+    identity = job_identity(inputs)
+    fields = ctx.labeled_submission(inputs.submission, inputs.form)
+    plans: dict[int, StepPlan] = {}
+    steps = inputs.workflow.steps
+    for wave in waves(inputs.dependencies, steps):
+        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+            planned = pool.map(
+                lambda i: _plan_step(identity, fields, i, steps[i], inputs.dependencies[i], plans, tools), wave
+            )
+            for plan in planned:
+                plans[plan.index] = plan
+    ordered = [plans[i] for wave in waves(inputs.dependencies, steps) for i in wave]
+    return JobPlan(job=identity, submission_fields=fields, steps=ordered, started_at=utc_now_iso())
+
+
+def _plan_step(
+    job: JobIdentity,
+    fields: dict,
+    index: int,
+    step: WorkflowStep,
+    deps: list[int],
+    done: dict[int, StepPlan],
+    tools: PlanningTools,
+) -> StepPlan:
+    started = time.monotonic()
+    tool = step.image_tool()
+    plan = StepPlan(
+        index=index,
+        number=index + 1,
+        name=step.step_name,
+        kind="image" if tool else "text",
+        model=step.model or tools.openai.default_text_model,
+        instructions=step.instructions,
+        depends_on=deps,
+        started_at=utc_now_iso(),
+    )
+    blocked_by = next((done[d] for d in deps if done[d].status != "ok"), None)
+    if blocked_by:
+        return _not_run(plan, blocked_by)
+    plan.context = ctx.step_context(fields, [_dependency_block(done[d]) for d in deps])
+    where = f"job={job.job_id} step={plan.number} ({plan.name})"
+    try:
+        if tool is None:
+            _run_text_step(plan, step, tools, where)
+        else:
+            _plan_image_step(job, plan, tool, tools, where)
+    except openai.OpenAIError as exc:
+        plan.status, plan.error, plan.error_type = "failed", api_error_text(exc), type(exc).__name__
+        tools.log.error(f"planning failed {where}: {plan.error}")
+    plan.duration_ms = int((time.monotonic() - started) * 1000)
+    return plan
+
+
+def _not_run(plan: StepPlan, failed: StepPlan) -> StepPlan:
+    plan.status = "skipped"
+    plan.error = f"not run because step {failed.number} ({failed.name}) did not succeed"
+    plan.error_type = "DependencyFailed"
+    return plan
+
+
+def _dependency_block(dep: StepPlan) -> str:
+    if dep.kind == "text":
+        return ctx.dependency_block(dep.number, dep.name, dep.output_text or "", [])
+    images = [{"label": r.label, "prompt": r.prompt, "url": r.url} for r in dep.requests]
+    output = ctx.image_step_output(dep.image_model or "", dep.image_config or {}, images)
+    return ctx.dependency_block(dep.number, dep.name, output, [r.url for r in dep.requests])
+
+
+def _run_text_step(plan: StepPlan, step: WorkflowStep, tools: PlanningTools, where: str) -> None:
+    tools.progress.say(plan.number, f"Running {plan.name}...", "streaming")
+    result = _cached_respond(
+        tools,
+        where=f"{where} purpose=text",
+        model=plan.model,
+        instructions=step.instructions + ctx.PERSONALIZATION,
+        input_text=plan.context,
+        tools=step.text_tools() or None,
+        reasoning_effort=step.reasoning_effort,
+        max_output_tokens=step.max_output_tokens,
+    )
+    plan.usage, plan.replayed = result.usage, result.response_id == "replayed"
+    if result.status not in (None, "completed") or not result.text.strip():
+        plan.status, plan.error_type = "failed", "EmptyOutput"
+        plan.error = result.error or f"the model returned no text (status {result.status})"
+        return
+    plan.output_text = result.text
+
+
+def _plan_image_step(job: JobIdentity, plan: StepPlan, tool: ImageToolConfig, tools: PlanningTools, where: str) -> None:
+    image_model = tool.model or tools.openai.default_image_model
+    plan.image_model, plan.image_config = image_model, tool.seed_config()
+    if not image_model.startswith("gpt-image"):
+        plan.image_path = "responses_tool"
+        plan.requests = [
+            build_image_request(
+                job,
+                step_index=plan.index,
+                index=1,
+                label=plan.name or "image",
+                prompt=plan.context,
+                model=image_model,
+                tool=tool,
+                public_url=tools.s3.public_url,
+                responses_model=plan.model,
+                responses_instructions=plan.instructions + ctx.PERSONALIZATION,
+            )
+        ]
+        return
+    plan.image_path = "images_api"
+    tools.progress.say(plan.number, "Planning image prompts...", "planning")
+    images = _planned_images(plan, tools, where)
+    plan.requests = [
+        build_image_request(
+            job,
+            step_index=plan.index,
+            index=k,
+            label=image.label,
+            prompt=image.prompt,
+            model=image_model,
+            tool=tool,
+            public_url=tools.s3.public_url,
+        )
+        for k, image in enumerate(images, start=1)
+    ]
+    noun = "prompt" if len(images) == 1 else "prompts"
+    tools.progress.say(plan.number, f"Planned {len(images)} image {noun}.", "planning")
+
+
+def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[planner.PlannedImage]:
+    limit = tools.openai.max_images_per_step
+    instructions = plan.instructions + ctx.PERSONALIZATION
+    result = _cached_respond(
+        tools,
+        where=f"{where} purpose=planner",
+        model=plan.model,
+        instructions=planner.planner_instructions(limit),
+        input_text=planner.planner_input(plan.name, instructions, plan.context),
+        text_format=planner.PLAN_SCHEMA,
+    )
+    plan.usage, plan.replayed, plan.planner_raw = result.usage, result.response_id == "replayed", result.text[:4000]
+    images = planner.parse_plan(result.text, limit)
+    if not images:
+        tools.log.warning(f"planner returned no valid prompts {where}; using the fallback prompt")
+        plan.planner_fallback = True
+        images = planner.fallback_plan(plan.name, instructions, plan.context)
+    return images
+
+
+def _cached_respond(tools: PlanningTools, *, where: str, **request) -> ResponseResult:
+    """Answer from the job's response cache when this exact request was answered before."""
+    request_hash = short_hash(json.dumps(request, sort_keys=True, default=str), length=32)
+    cached = tools.cache.get(request_hash)
+    if cached is not None:
+        tools.log.info(f"replaying cached answer {where} request={request_hash[:12]}")
+        usage = CallUsage(model=request["model"])  # no call, no cost
+        return ResponseResult(text=cached["text"], status=cached["status"], usage=usage, response_id="replayed")
+    result = tools.openai.respond(log=tools.log, where=where, **request)
+    if result.status in (None, "completed") and result.text.strip():
+        tools.cache.put(request_hash, {"text": result.text, "status": result.status, "usage": result.usage.model_dump()})
+    return result
+

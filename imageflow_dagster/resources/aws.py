@@ -1,0 +1,48 @@
+"""One way to build boto3 clients, shared by the S3 and DynamoDB resources and the CLI."""
+
+import os
+
+import boto3
+from botocore.config import Config
+
+# Image generation runs up to `image_concurrency` threads per job, each doing S3 and DynamoDB calls.
+DEFAULT_POOL_SIZE = 32
+
+
+def make_client(
+    service: str,
+    *,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    max_attempts: int = 5,
+    max_pool_connections: int = DEFAULT_POOL_SIZE,
+    profile_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+):
+    """Build a client once; boto3 clients are thread-safe, sessions are not, so callers share the client.
+
+    `endpoint_url=None` lets botocore honour AWS_ENDPOINT_URL, so the same code reaches moto or real AWS.
+    """
+    session = boto3.session.Session(
+        profile_name=profile_name,
+        region_name=region_name,
+        aws_access_key_id=aws_access_key_id,
+        aws_secret_access_key=aws_secret_access_key,
+        aws_session_token=aws_session_token,
+    )
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
+        max_pool_connections=max_pool_connections,
+        signature_version="s3v4" if service == "s3" else None,
+        # Emulators answer on one host name, so buckets go in the path there; real S3 keeps its default.
+        s3={"addressing_style": "path"} if service == "s3" and _has_custom_endpoint(endpoint_url) else None,
+        connect_timeout=10,
+        read_timeout=60,
+    )
+    return session.client(service, endpoint_url=endpoint_url, config=config)
+
+
+def _has_custom_endpoint(endpoint_url: str | None) -> bool:
+    return bool(endpoint_url or os.getenv("AWS_ENDPOINT_URL") or os.getenv("AWS_ENDPOINT_URL_S3"))

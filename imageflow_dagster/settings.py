@@ -1,0 +1,83 @@
+"""Deployment settings, read once from the environment with the seed system's variable names."""
+
+import os
+from dataclasses import dataclass, field
+
+
+def _env(name: str, default: str) -> str:
+    value = os.getenv(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.getenv(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _env_list(name: str, default: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in _env(name, default).split(",") if part.strip())
+
+
+@dataclass(frozen=True)
+class Tables:
+    jobs: str
+    workflows: str
+    forms: str
+    submissions: str
+    artifacts: str
+    usage_records: str
+
+
+@dataclass(frozen=True)
+class Settings:
+    tables: Tables
+    bucket: str
+    cloudfront_domain: str
+    region: str
+    aws_endpoint_url: str | None
+    openai_base_url: str | None
+    default_text_model: str
+    default_image_model: str
+    max_images_per_step: int
+    image_concurrency: int
+    openai_timeout_s: float
+    openai_max_retries: int
+    claim_statuses: tuple[str, ...] = field(default=("processing",))
+    jobs_status_index: str = "gsi_status_created"
+    sensor_max_runs_per_tick: int = 50
+    claim_lease_s: int = 3600
+    partition_retention_days: int = 14
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            tables=Tables(
+                jobs=_env("JOBS_TABLE", "leadmagnet-jobs"),
+                workflows=_env("WORKFLOWS_TABLE", "leadmagnet-workflows"),
+                forms=_env("FORMS_TABLE", "leadmagnet-forms"),
+                submissions=_env("SUBMISSIONS_TABLE", "leadmagnet-submissions"),
+                artifacts=_env("ARTIFACTS_TABLE", "leadmagnet-artifacts"),
+                usage_records=_env("USAGE_RECORDS_TABLE", "leadmagnet-usage-records"),
+            ),
+            bucket=_env("ARTIFACTS_BUCKET", "leadmagnet-artifacts"),
+            cloudfront_domain=_env("CLOUDFRONT_DOMAIN", ""),
+            region=_env("AWS_REGION", _env("AWS_DEFAULT_REGION", "us-east-1")),
+            aws_endpoint_url=os.getenv("AWS_ENDPOINT_URL") or None,
+            openai_base_url=os.getenv("OPENAI_BASE_URL") or None,
+            default_text_model=_env("IMAGEFLOW_DEFAULT_TEXT_MODEL", "gpt-5.2"),
+            default_image_model=_env("IMAGEFLOW_DEFAULT_IMAGE_MODEL", "gpt-image-1.5"),
+            max_images_per_step=_env_int("IMAGEFLOW_MAX_IMAGES_PER_STEP", 12),
+            image_concurrency=_env_int("IMAGEFLOW_IMAGE_CONCURRENCY", 8),
+            openai_timeout_s=float(_env("IMAGEFLOW_OPENAI_TIMEOUT_S", "600")),
+            openai_max_retries=_env_int("IMAGEFLOW_OPENAI_MAX_RETRIES", 2),
+            claim_statuses=_env_list("IMAGEFLOW_CLAIM_STATUSES", "processing"),
+            jobs_status_index=_env("IMAGEFLOW_JOBS_STATUS_INDEX", "gsi_status_created"),
+            sensor_max_runs_per_tick=_env_int("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", 50),
+            claim_lease_s=_env_int("IMAGEFLOW_CLAIM_LEASE_S", 3600),
+            partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),
+        )

@@ -1,0 +1,144 @@
+"""Shared fixtures: moto over HTTP (ThreadedMotoServer), our local OpenAI server, real `materialize`."""
+
+import json
+import os
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import boto3
+import dagster as dg
+import pytest
+from moto.server import ThreadedMotoServer
+
+from imageflow_dagster.assets import all_assets
+from imageflow_dagster.bootstrap import bootstrap
+from imageflow_dagster.local.openai_server import LocalOpenAIServer
+from imageflow_dagster.partitions import jobs_partitions
+from imageflow_dagster.resources import build_resources
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.settings import Settings
+from imageflow_dagster.submit import SubmittedJob, submit_job
+
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = {k: os.environ.get(k) for k in _AWS_ENV}
+    os.environ.update(
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+    )
+    os.environ.pop("OPENAI_API_KEY", None)
+    yield endpoint
+    server.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
+
+
+@pytest.fixture(scope="session")
+def openai_server() -> Iterator[LocalOpenAIServer]:
+    with LocalOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def settings(moto_endpoint: str, openai_server: LocalOpenAIServer) -> Settings:
+    """A clean moto (tables + bucket re-created) and a clean local OpenAI server for every test."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request).read()
+    openai_server.reset()
+    openai_server.configure(image_latency_s=0.0, response_latency_s=0.0, image_payload="small")
+    settings = Settings.from_env()
+    bootstrap(settings)
+    return settings
+
+
+@pytest.fixture
+def resources(settings: Settings, openai_server: LocalOpenAIServer) -> dict:
+    built = build_resources(settings)
+    built["openai"] = built["openai"].model_copy(
+        update={"base_url": openai_server.base_url, "strict_response_validation": True, "max_retries": 2}
+    )
+    return built
+
+
+@pytest.fixture
+def db(resources: dict) -> DynamoDBResource:
+    return resources["dynamodb"]
+
+
+@pytest.fixture
+def s3_client(settings: Settings):
+    return boto3.client("s3", region_name=REGION)
+
+
+@pytest.fixture(scope="session")
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@dataclass
+class Pipeline:
+    """Runs the job's partition with real resources, the way a sensor-launched run would."""
+
+    instance: dg.DagsterInstance
+    resources: dict
+    db: DynamoDBResource
+
+    def submit(self, workflow: dict, answers: dict | None = None, **kwargs) -> SubmittedJob:
+        return submit_job(self.db, workflow=workflow, answers=answers or DEFAULT_ANSWERS, **kwargs)
+
+    def run(self, job_id: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+        if not self.instance.has_dynamic_partition(jobs_partitions.name, job_id):
+            self.instance.add_dynamic_partitions(jobs_partitions.name, [job_id])
+        return dg.materialize(
+            all_assets,
+            partition_key=job_id,
+            resources=self.resources,
+            instance=self.instance,
+            raise_on_error=False,
+            run_config=run_config,
+        )
+
+    def job(self, job_id: str) -> dict:
+        return self.db.get_item(self.db.jobs_table, {"job_id": job_id})
+
+    def artifacts(self, job_id: str) -> list[dict]:
+        rows, _ = self.db.query_index(
+            self.db.artifacts_table, "gsi_job_id", "#j = :j", {"#j": "job_id"}, {":j": job_id}, limit=1000
+        )
+        return rows
+
+    def usage(self, job_id: str) -> list[dict]:
+        items = self.db.get_client().scan(TableName=self.db.usage_records_table)["Items"]
+        from imageflow_dagster.resources.dynamodb import deserialize_item
+
+        return [row for row in map(deserialize_item, items) if row["job_id"] == job_id]
+
+
+DEFAULT_ANSWERS = {"name": "Ada Lovelace", "company": "Acme Analytics", "email": "ada@example.com"}
+
+
+@pytest.fixture
+def pipeline(instance: dg.DagsterInstance, resources: dict, db: DynamoDBResource) -> Pipeline:
+    return Pipeline(instance, resources, db)
+
+
+def read_json_object(s3_client, bucket: str, key: str):
+    return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
