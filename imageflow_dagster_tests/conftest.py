@@ -16,7 +16,7 @@ from imageflow_dagster.bootstrap import bootstrap
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources import build_resources
-from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.resources.dynamodb import DynamoDBResource, deserialize_item
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import SubmittedJob, submit_job
 
@@ -71,10 +71,16 @@ def settings(moto_endpoint: str, openai_server: LocalOpenAIServer) -> Settings:
 @pytest.fixture
 def resources(settings: Settings, openai_server: LocalOpenAIServer) -> dict:
     built = build_resources(settings)
-    built["openai"] = built["openai"].model_copy(
-        update={"base_url": openai_server.base_url, "strict_response_validation": True, "max_retries": 2}
+    built["openai"] = with_changes(
+        built["openai"], base_url=openai_server.base_url, strict_response_validation=True, max_retries=2
     )
     return built
+
+
+def with_changes(resource: dg.ConfigurableResource, **changes) -> dg.ConfigurableResource:
+    """A copy of `resource` with other config (model_copy would not reach Dagster's resolved config)."""
+    fields = {name: getattr(resource, name) for name in type(resource).model_fields}
+    return type(resource)(**{**fields, **changes})
 
 
 @pytest.fixture
@@ -127,8 +133,6 @@ class Pipeline:
 
     def usage(self, job_id: str) -> list[dict]:
         items = self.db.get_client().scan(TableName=self.db.usage_records_table)["Items"]
-        from imageflow_dagster.resources.dynamodb import deserialize_item
-
         return [row for row in map(deserialize_item, items) if row["job_id"] == job_id]
 
 

@@ -18,7 +18,7 @@ KINDS = {"openai", "s3", "dynamodb"}
 
 def claim_id_of(context: dg.AssetExecutionContext) -> str:
     """The sensor's claim for sensor-launched runs; a run started from the UI claims with its run id."""
-    return context.run.tags.get(CLAIM_TAG) or context.run_id
+    return context.run.tags.get(CLAIM_TAG) or context.run.run_id
 
 
 @contextmanager

@@ -31,7 +31,6 @@ def generated_images(
     failed image is recorded here and judged by `execution_steps`, so images that did succeed keep their rows.
     """
     with failing_job_on_error(context, dynamodb):
-        s3.check_bucket()
         tools = GenerationTools(
             openai=openai, s3=s3, progress=LiveProgress(dynamodb, planned_prompts.job.job_id, context.log), log=context.log
         )
@@ -44,7 +43,7 @@ def _record_usage(context: dg.AssetExecutionContext, db: DynamoDBResource, plan:
     for step in plan.steps:
         usage = image_usage(step, images_of(step, images))
         if usage:
-            put_usage(db, usage_record(plan.job, context.run_id, step, IMAGES_SERVICE, usage))
+            put_usage(db, usage_record(plan.job, context.run.run_id, step, IMAGES_SERVICE, usage))
 
 
 def _metadata(images: list[GeneratedImage]) -> dict:

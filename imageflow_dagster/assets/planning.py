@@ -42,6 +42,7 @@ def plan_steps(
     parallel) and derives every image's key and URL from its request."""
     with failing_job_on_error(context, dynamodb):
         inputs = load_job_inputs(dynamodb, context.partition_key)
+        s3.check_bucket()
         _tag_claim(context)
         if not start_run(dynamodb, inputs.job.job_id, claim_id_of(context), dynamodb.claim_lease_s):
             raise dg.Failure(description=f"Job {inputs.job.job_id} is being processed by another run; not started")
@@ -63,14 +64,14 @@ def plan_steps(
 def _tag_claim(context: dg.AssetExecutionContext) -> None:
     """A run launched from the UI claims the job with its run id; the tag lets the sensor see that run."""
     if CLAIM_TAG not in context.run.tags:
-        context.instance.add_run_tags(context.run_id, {CLAIM_TAG: context.run_id})
+        context.instance.add_run_tags(context.run.run_id, {CLAIM_TAG: context.run.run_id})
 
 
 def _record_usage(context: dg.AssetExecutionContext, db: DynamoDBResource, plan: JobPlan) -> None:
     for step in plan.steps:
         if step.usage and step.usage.calls:
             service = TEXT_SERVICE if step.kind == "text" else PLANNER_SERVICE
-            put_usage(db, usage_record(plan.job, context.run_id, step, service, step.usage))
+            put_usage(db, usage_record(plan.job, context.run.run_id, step, service, step.usage))
 
 
 def _plan_metadata(plan: JobPlan) -> dict:

@@ -194,16 +194,16 @@ def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[pl
     return images
 
 
-def _cached_respond(tools: PlanningTools, *, where: str, **request) -> ResponseResult:
+def _cached_respond(kit: PlanningTools, *, where: str, **request) -> ResponseResult:
     """Answer from the job's response cache when this exact request was answered before."""
     request_hash = short_hash(json.dumps(request, sort_keys=True, default=str), length=32)
-    cached = tools.cache.get(request_hash)
+    cached = kit.cache.get(request_hash)
     if cached is not None:
-        tools.log.info(f"replaying cached answer {where} request={request_hash[:12]}")
+        kit.log.info(f"replaying cached answer {where} request={request_hash[:12]}")
         usage = CallUsage(model=request["model"])  # no call, no cost
         return ResponseResult(text=cached["text"], status=cached["status"], usage=usage, response_id="replayed")
-    result = tools.openai.respond(log=tools.log, where=where, **request)
+    result = kit.openai.respond(log=kit.log, where=where, **request)
     if result.status in (None, "completed") and result.text.strip():
-        tools.cache.put(request_hash, {"text": result.text, "status": result.status, "usage": result.usage.model_dump()})
+        kit.cache.put(request_hash, {"text": result.text, "status": result.status, "usage": result.usage.model_dump()})
     return result
 

@@ -1,0 +1,112 @@
+"""Benchmark cases that run in one process: parallel vs sequential images, multi-step critical path, reruns."""
+
+import base64
+import json
+import statistics
+
+import boto3
+import openai
+
+from benchmarks.harness import Measurement, Stack, timed
+from imageflow_dagster.flow import planner
+from imageflow_dagster.flow.image_data import read_image
+
+IMAGE_TOOL = {"type": "image_generation", "model": "gpt-image-1.5", "size": "1024x1024", "quality": "low", "format": "png"}
+
+
+def image_step(name: str, count: int, order: int, depends_on: list[int]) -> dict:
+    return {
+        "step_name": name,
+        "model": "gpt-5.2",
+        "instructions": f"Create {count} brand images for {name}.",
+        "step_order": order,
+        "depends_on": depends_on,
+        "tools": [IMAGE_TOOL],
+    }
+
+
+def text_step(name: str, order: int) -> dict:
+    return {"step_name": name, "model": "gpt-5.2", "instructions": "Research the company.", "step_order": order, "depends_on": [], "tools": []}
+
+
+def sequential_reference(stack: Stack, images: int) -> None:
+    """The seed's shape: one planner call, then each image rendered, decoded and uploaded one after another."""
+    client = openai.OpenAI(api_key="bench", base_url=stack.openai.base_url, max_retries=2)
+    s3 = boto3.client("s3", region_name=stack.settings.region)
+    answer = client.responses.create(
+        model="gpt-5.2",
+        instructions=planner.planner_instructions(12),
+        input=planner.planner_input("Brand Images", f"Create {images} brand images for Brand Images.", "context"),
+        text={"format": planner.PLAN_SCHEMA},
+    )
+    for k, item in enumerate(json.loads(answer.output_text)["images"], start=1):
+        result = client.images.generate(model="gpt-image-1.5", prompt=item["prompt"], n=1, size="1024x1024", quality="low")
+        data = read_image(base64.b64decode(result.data[0].b64_json), "png").data
+        s3.put_object(Bucket=stack.settings.bucket, Key=f"reference/{k}.png", Body=data, ContentType="image/png")
+    client.close()
+
+
+def one_step_parallel_vs_sequential(stack: Stack, runs: int, images: int, latency: float, planner_latency: float):
+    stack.openai.configure(image_latency_s=latency, response_latency_s=planner_latency, image_payload="small")
+    workflow = {"workflow_name": "bench-1", "steps": [image_step("Brand Images", images, 0, [])]}
+    ours, reference = [], []
+    for _ in range(runs):  # side by side in the same run: alternate the two
+        job_id = stack.submit(workflow)
+        ours.append(timed(lambda: stack.run(job_id)))
+        reference.append(timed(lambda: sequential_reference(stack, images)))
+    budget = planner_latency + 1.3 * latency + 1.5
+    ratio = statistics.median(reference) / statistics.median(ours)
+    return [
+        Measurement(
+            f"1. one image step, {images} images, L={latency}s, planner {planner_latency}s: imageflow wall",
+            f"<= planner + 1.3 L + 1.5 s = {budget:.2f} s",
+            ours,
+            extra={"met": statistics.median(ours) <= budget},
+        ),
+        Measurement("1. same calls one after another (seed-style reference)", "-", reference),
+        Measurement("1. speed-up (reference median / imageflow median)", ">= 5x", [ratio], unit="x", extra={"met": ratio >= 5}),
+    ]
+
+
+def three_image_steps_and_text(stack: Stack, runs: int, per_step: int, latency: float, planner_latency: float):
+    """Text -> Images A -> Images B -> Images C: a chain, so each planner waits for its predecessor's planner but
+    no step waits for images."""
+    stack.openai.configure(image_latency_s=latency, response_latency_s=planner_latency, image_payload="small")
+    workflow = {
+        "workflow_name": "bench-2",
+        "steps": [
+            text_step("Research", 0),
+            image_step("Images A", per_step, 1, [0]),
+            image_step("Images B", per_step, 2, [1]),
+            image_step("Images C", per_step, 3, [2]),
+        ],
+    }
+    walls = [timed(lambda: stack.run(stack.submit(workflow))) for _ in range(runs)]
+    critical = 4 * planner_latency + latency  # text + 3 planners on the chain, then one image latency
+    median = statistics.median(walls)
+    return [
+        Measurement(
+            f"2. text + 3 chained image steps x {per_step} images: wall",
+            f"close to planners on critical path + 1 L = {critical:.2f} s (3 L would be {4 * planner_latency + 3 * latency:.2f} s)",
+            walls,
+        ),
+        Measurement("2. wall / (critical-path planners + 1 L)", "close to 1", [median / critical], unit="x"),
+        Measurement("2. wall / (critical-path planners + 3 L)", "< 1", [median / (4 * planner_latency + 3 * latency)], unit="x"),
+    ]
+
+
+def rerun_of_finished_partition(stack: Stack, runs: int, images: int):
+    stack.openai.configure(image_latency_s=0.0, response_latency_s=0.0, image_payload="small")
+    workflow = {"workflow_name": "bench-5", "steps": [text_step("Research", 0), image_step("Brand Images", images, 1, [0])]}
+    job_id = stack.submit(workflow)
+    stack.run(job_id)
+    walls, calls = [], []
+    for _ in range(runs):
+        stack.openai.reset()
+        walls.append(timed(lambda: stack.run(job_id)))
+        stats = stack.openai.stats()
+        calls.append(stats["images"] + stats["responses"])
+    return [
+        Measurement(f"5. rerun of a finished partition ({images} images): wall", "-", walls),
+        Measurement("5. OpenAI calls on rerun (images + responses)", "0", calls, unit="calls", extra={"met": max(calls) == 0}),
+    ]
