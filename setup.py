@@ -15,6 +15,7 @@ setup(
         "pydantic>=2",
         "Pillow>=10",
         "boto3>=1.35",
+        "python-ulid>=2",
     ],
     extras_require={
         "dev": [

@@ -76,7 +76,8 @@ class Settings:
             openai_timeout_s=float(_env("IMAGEFLOW_OPENAI_TIMEOUT_S", "600")),
             openai_max_retries=_env_int("IMAGEFLOW_OPENAI_MAX_RETRIES", 2),
             claim_statuses=_env_list("IMAGEFLOW_CLAIM_STATUSES", "processing"),
-            jobs_status_index=_env("IMAGEFLOW_JOBS_STATUS_INDEX", "gsi_status_created"),
+            # Set but empty means "this jobs table has no status index": the sensor scans instead.
+            jobs_status_index=os.getenv("IMAGEFLOW_JOBS_STATUS_INDEX", "gsi_status_created"),
             sensor_max_runs_per_tick=_env_int("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", 50),
             claim_lease_s=_env_int("IMAGEFLOW_CLAIM_LEASE_S", 3600),
             partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),

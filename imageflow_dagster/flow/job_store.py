@@ -81,20 +81,34 @@ def mark_failed(
     error_type: str,
     extra: dict | None = None,
     claim_id: str | None = None,
+    only_if_processing: bool = False,
 ) -> bool:
     values = {"status": "failed", "error_message": message, "error_type": error_type, "failed_at": utc_now_iso()}
-    return _finish(db, job_id, {**values, **(extra or {})}, ["live_step", "completed_at", *_CLAIM_ATTRS], claim_id)
+    remove = ["live_step", "completed_at", *_CLAIM_ATTRS]
+    return _finish(db, job_id, {**values, **(extra or {})}, remove, claim_id, only_if_processing)
 
 
-def _finish(db: DynamoDBResource, job_id: str, values: dict, remove: list[str], claim_id: str | None) -> bool:
+def _finish(
+    db: DynamoDBResource,
+    job_id: str,
+    values: dict,
+    remove: list[str],
+    claim_id: str | None,
+    only_if_processing: bool = False,
+) -> bool:
     """Fenced on the claim: a run that lost its claim cannot overwrite the outcome of the run that took over."""
+    condition = f"attribute_exists(#job_id) AND {_OWNED_BY}"
+    condition_values = {":claim": claim_id or "-"}
+    if only_if_processing:
+        condition += " AND #status = :processing"
+        condition_values[":processing"] = "processing"
     new = db.update_item(
         db.jobs_table,
         {"job_id": job_id},
         set_values={**values, "updated_at": utc_now_iso()},
         remove=remove,
-        condition=f"attribute_exists(#job_id) AND {_OWNED_BY}",
-        condition_values={":claim": claim_id or "-"},
+        condition=condition,
+        condition_values=condition_values,
     )
     return new is not None
 

@@ -1,0 +1,140 @@
+"""Jobs flow in by themselves: the sensor claims waiting jobs and launches one run each; run-status sensors end
+the job `failed` when its run dies outside the asset code."""
+
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import dagster as dg
+
+from imageflow_dagster.flow.errors import BadRecordError
+from imageflow_dagster.flow.job_queue import QueueCursor, resume_after, waiting_jobs
+from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIM_TAG, CLAIMED_AT, LEASE_UNTIL, claim_job, mark_failed
+from imageflow_dagster.flow.loading import load_job_inputs
+from imageflow_dagster.ids import new_id
+from imageflow_dagster.jobs import image_generation_job
+from imageflow_dagster.partitions import jobs_partitions
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.settings import Settings
+
+SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "15"))
+# Jobs read per tick: bounds tick time (the daemon gives a tick 60 s) while thousands of jobs drain.
+MAX_ITEMS_PER_TICK = int(os.getenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "500"))
+# A claim with no run after this long was made by a tick that died before submitting its runs.
+UNLAUNCHED_GRACE_S = int(os.getenv("IMAGEFLOW_SENSOR_UNLAUNCHED_GRACE_S", "60"))
+
+
+@dataclass
+class TickPlan:
+    run_requests: list[dg.RunRequest]
+    failed_jobs: int = 0
+    skipped: int = 0
+
+
+@dg.sensor(
+    job=image_generation_job,
+    minimum_interval_seconds=SENSOR_INTERVAL_S,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Claims jobs in `processing` (status GSI, oldest first) and requests one run per job.",
+)
+def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: DynamoDBResource):
+    settings = Settings.from_env()
+    index = settings.jobs_status_index or None
+    if index is None:
+        context.log.warning(f"no status index configured: scanning the whole {dynamodb.jobs_table} table")
+    cursor = QueueCursor.parse(context.cursor)
+    tick = TickPlan(run_requests=[])
+    for status in settings.claim_statuses:
+        for job in waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK):
+            if len(tick.run_requests) >= settings.sensor_max_runs_per_tick:
+                resume_after(cursor, status, job, index)
+                break
+            _consider(context, dynamodb, settings, job, tick)
+    keys = list(dict.fromkeys(r.partition_key for r in tick.run_requests))
+    context.log.info(f"{len(keys)} run(s) requested, {tick.failed_jobs} bad job(s) failed, {tick.skipped} skipped")
+    return dg.SensorResult(
+        run_requests=tick.run_requests,
+        dynamic_partitions_requests=[jobs_partitions.build_add_request(keys)] if keys else [],
+        cursor=cursor.dump(),
+    )
+
+
+def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick: TickPlan) -> None:
+    """One job's decision; an error here is logged and only this job is skipped."""
+    job_id = job.get("job_id", "?")
+    try:
+        if job.get(CLAIM_ID) and job.get(LEASE_UNTIL, 0) > time.time():
+            _relaunch_if_lost(context, job, tick)
+            return
+        claim = new_id("claim")
+        try:
+            load_job_inputs(db, job_id)
+        except BadRecordError as bad:
+            if claim_job(db, job_id, claim, settings.claim_statuses, db.claim_lease_s):
+                mark_failed(db, job_id, str(bad), bad.error_type, claim_id=claim)
+                tick.failed_jobs += 1
+            return
+        if claim_job(db, job_id, claim, settings.claim_statuses, db.claim_lease_s):
+            tick.run_requests.append(_run_request(job, claim))
+        else:
+            tick.skipped += 1  # another claimer won, or the index was stale: not an error
+    except Exception as exc:
+        tick.skipped += 1
+        context.log.error(f"skipping job {job_id} this tick: {type(exc).__name__}: {exc}")
+
+
+def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
+    claim = job[CLAIM_ID]
+    if context.instance.get_runs(filters=dg.RunsFilter(tags={CLAIM_TAG: claim}), limit=1):
+        tick.skipped += 1
+        return
+    claimed = _epoch(job.get(CLAIMED_AT))
+    if claimed is not None and time.time() - claimed < UNLAUNCHED_GRACE_S:
+        tick.skipped += 1  # its run may still be on the way from the tick that claimed it
+        return
+    context.log.warning(f"job {job['job_id']} was claimed ({claim}) but has no run: requesting it again")
+    tick.run_requests.append(_run_request(job, claim))
+
+
+def _run_request(job: dict, claim: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        partition_key=job["job_id"],
+        run_key=f"{job['job_id']}:{claim}",
+        tags={CLAIM_TAG: claim, "imageflow/job_id": job["job_id"], "imageflow/tenant_id": str(job.get("tenant_id", ""))},
+    )
+
+
+def _epoch(iso: str | None) -> float | None:
+    try:
+        return datetime.fromisoformat(str(iso).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+@dg.run_failure_sensor(
+    monitored_jobs=[image_generation_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Ends the job `failed` when its run failed outside the asset code (crash, timeout, killed worker).",
+)
+def job_run_failure_sensor(context: dg.RunFailureSensorContext, dynamodb: DynamoDBResource):
+    reason = context.failure_event.message or "unknown error"
+    _fail_job_of_run(context.dagster_run, dynamodb, f"Run {context.dagster_run.run_id} failed: {reason}", "RunFailed")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    monitored_jobs=[image_generation_job],
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Ends the job `failed` when its run was canceled.",
+)
+def job_run_canceled_sensor(context: dg.RunStatusSensorContext, dynamodb: DynamoDBResource):
+    _fail_job_of_run(context.dagster_run, dynamodb, f"Run {context.dagster_run.run_id} was canceled", "RunCanceled")
+
+
+def _fail_job_of_run(run: dg.DagsterRun, db: DynamoDBResource, message: str, error_type: str) -> None:
+    """Only a job still `processing` under this run's claim: the asset code's own failure message wins."""
+    job_id = run.tags.get("dagster/partition")
+    if job_id:
+        claim = run.tags.get(CLAIM_TAG) or run.run_id
+        mark_failed(db, job_id, message, error_type, claim_id=claim, only_if_processing=True)
