@@ -1,0 +1,257 @@
+"""`imageflow`: run the flow locally, create tables, submit jobs and read their status."""
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from importlib import resources
+from pathlib import Path
+
+import botocore.exceptions
+
+from imageflow_dagster.bootstrap import bootstrap
+from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE
+from imageflow_dagster.resources import build_resources
+from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError, deserialize_item
+from imageflow_dagster.resources.s3 import ImageflowS3Resource, StorageError
+from imageflow_dagster.settings import Settings
+from imageflow_dagster.submit import submit_job
+
+ENDED = ("completed", "failed")
+
+
+class CliError(Exception):
+    """An expected problem, shown as one line on stderr with exit code 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CliError as exc:
+        print(f"imageflow: {exc}", file=sys.stderr)
+        return 2
+    except (TableError, StorageError) as exc:
+        print(f"imageflow: {exc} (run `imageflow bootstrap` to create tables and bucket)", file=sys.stderr)
+        return 2
+    except botocore.exceptions.EndpointConnectionError as exc:
+        print(f"imageflow: cannot reach AWS at {exc.kwargs.get('endpoint_url')}: connection refused", file=sys.stderr)
+        return 2
+    except botocore.exceptions.NoCredentialsError:
+        print("imageflow: no AWS credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="imageflow", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    dev = commands.add_parser("dev", help="run the whole flow on the embedded local stack with the Dagster UI")
+    dev.add_argument("--no-demo", action="store_true", help="start without submitting the demo job")
+    dev.add_argument("--port", type=int, default=None, help="Dagster UI port (default: 3000 or a free one)")
+    dev.add_argument("--home", default=None, help="local data directory (default: $IMAGEFLOW_HOME or ./.imageflow)")
+    dev.add_argument("--timeout", type=float, default=600, help="seconds to wait for the demo job")
+    dev.set_defaults(run=_dev)
+
+    boot = commands.add_parser("bootstrap", help="create the tables and the bucket if missing (idempotent)")
+    boot.set_defaults(run=_bootstrap)
+
+    submit = commands.add_parser("submit", help="submit a job like the seed's API does; prints the job id")
+    source = submit.add_mutually_exclusive_group(required=True)
+    source.add_argument("--workflow", type=Path, help="seed-format workflow JSON file")
+    source.add_argument("--demo", action="store_true", help="the demo workflow and answers")
+    submit.add_argument("--answer", action="append", default=[], metavar="KEY=VALUE", help="a form answer (repeatable)")
+    submit.add_argument("--answers", type=Path, help="JSON file of form answers")
+    submit.add_argument("--tenant", default="tenant_demo", help="tenant id (default: tenant_demo)")
+    submit.set_defaults(run=_submit)
+
+    status = commands.add_parser("status", help="status, live progress, image URLs and cost of a job")
+    status.add_argument("job_id")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(run=_status)
+
+    local = commands.add_parser("local-openai", help="run the local OpenAI-compatible server in the foreground")
+    local.add_argument("args", nargs=argparse.REMAINDER, help="--host, --port, --image-latency, --response-latency")
+    local.set_defaults(run=_local_openai)
+    return parser
+
+
+def _local_openai(args: argparse.Namespace) -> int:
+    from imageflow_dagster.local.openai_server import main as serve
+
+    return serve(args.args)
+
+
+# ---- bootstrap / submit / status
+def _bootstrap(_: argparse.Namespace) -> int:
+    for line in bootstrap(Settings.from_env()):
+        print(line)
+    return 0
+
+
+def _submit(args: argparse.Namespace) -> int:
+    db = _resources()["dynamodb"]
+    workflow, fields, answers = _demo() if args.demo else (_read_json(args.workflow), None, {})
+    fields = workflow.pop("form_fields", None) or fields
+    if args.answers:
+        answers.update(_read_json(args.answers))
+    for pair in args.answer:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise CliError(f"--answer expects KEY=VALUE, got {pair!r}")
+        answers[key] = value
+    if not isinstance(workflow.get("steps"), list) or not workflow["steps"]:
+        raise CliError("the workflow file needs a non-empty `steps` list (seed format)")
+    job = submit_job(db, workflow=workflow, answers=answers, tenant_id=args.tenant, form_fields=fields)
+    print(job.job_id)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    built = _resources()
+    report = job_report(built["dynamodb"], built["s3"], args.job_id)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"job {report['job_id']}: {report['status']}")
+    for label in ("live_step", "error_message"):
+        if report.get(label):
+            print(f"  {label.replace('_', ' ')}: {report[label]}")
+    print(f"  cost: ${report['cost_usd']:.4f} ({report['usage_records']} usage record(s))")
+    for url in report["image_urls"]:
+        print(f"  image: {url}")
+    return 0
+
+
+def job_report(db: DynamoDBResource, s3: ImageflowS3Resource, job_id: str) -> dict:
+    row = db.get_item(db.jobs_table, {"job_id": job_id})
+    if row is None:
+        raise CliError(f"job {job_id} not found in table {db.jobs_table}")
+    usage = _usage_of(db, job_id)
+    live = (row.get("live_step") or {}).get("output_text", "")
+    return {
+        "job_id": job_id,
+        "status": row.get("status"),
+        "live_step": live.splitlines()[-1] if live else "",
+        "error_message": row.get("error_message", ""),
+        "image_urls": _image_urls(s3, row),
+        "cost_usd": round(sum(float(u.get("cost_usd", 0)) for u in usage), 6),
+        "usage_records": len(usage),
+    }
+
+
+def _image_urls(s3: ImageflowS3Resource, row: dict) -> list[str]:
+    key = row.get("execution_steps_s3_key") or f"{row.get('tenant_id')}/jobs/{row['job_id']}/{EXECUTION_STEPS_FILE}"
+    raw = s3.get_bytes(key)
+    if not raw:
+        return []
+    return [url for step in json.loads(raw) for url in step.get("image_urls") or []]
+
+
+def _usage_of(db: DynamoDBResource, job_id: str) -> list[dict]:
+    """Scans the usage table with a filter: fine for local use; the seed's table has no job index."""
+    rows, start = [], None
+    while True:
+        kwargs = {
+            "TableName": db.usage_records_table,
+            "FilterExpression": "job_id = :j",
+            "ExpressionAttributeValues": {":j": {"S": job_id}},
+        }
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        try:
+            page = db.get_client().scan(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            raise CliError(f"cannot read table {db.usage_records_table}: {exc.response['Error']['Code']}") from exc
+        rows += [deserialize_item(i) for i in page.get("Items", [])]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return rows
+
+
+# ---- dev
+def _dev(args: argparse.Namespace) -> int:
+    from imageflow_dagster.local.stack import LocalStack, wait_for_http
+
+    stack = LocalStack(args.home).start()
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    try:
+        ui_port = args.port or stack.ports["ui"]
+        log_path = stack.home / "dagster-dev.log"
+        print(f"local stack: moto {stack.env['AWS_ENDPOINT_URL']}, OpenAI {stack.env['OPENAI_BASE_URL']}, data {stack.home}")
+        with open(log_path, "ab") as log:
+            stack.spawn(
+                [sys.executable, "-m", "dagster", "dev", "-w", str(_workspace(stack.home)), "-h", "127.0.0.1", "-p", str(ui_port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        ui = f"http://127.0.0.1:{ui_port}"
+        if not wait_for_http(f"{ui}/server_info", 180):
+            raise CliError(f"the Dagster UI did not come up; see {log_path}")
+        print(f"Dagster UI: {ui}   (logs: {log_path}; Ctrl-C stops everything)", flush=True)
+        if not args.no_demo:
+            _run_demo(stack, args.timeout, stopped)
+        stopped.wait()
+        print("stopping...", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def _run_demo(stack, timeout_s: float, stopped: threading.Event) -> None:
+    from imageflow_dagster.local.stack import _patched_environ
+
+    with _patched_environ(stack.env):
+        built = _resources()
+        workflow, fields, answers = _demo()
+        job = submit_job(built["dynamodb"], workflow=workflow, answers=answers, form_fields=fields)
+        print(f"demo job submitted: {job.job_id} (the sensor picks it up within seconds)", flush=True)
+        deadline = time.monotonic() + timeout_s
+        while not stopped.is_set() and time.monotonic() < deadline:
+            report = job_report(built["dynamodb"], built["s3"], job.job_id)
+            if report["status"] in ENDED:
+                print(f"demo job {job.job_id}: {report['status']} {report['error_message']}".rstrip())
+                print(f"  cost: ${report['cost_usd']:.4f}")
+                for url in report["image_urls"]:
+                    print(f"  image: {url}")
+                return
+            stopped.wait(2)
+        print(f"demo job {job.job_id} has not finished yet; see the Dagster UI", flush=True)
+
+
+def _workspace(home: Path) -> Path:
+    source_tree = Path(__file__).resolve().parent.parent / "workspace.yaml"
+    if source_tree.exists():
+        return source_tree
+    generated = home / "workspace.yaml"  # installed without the source tree
+    generated.write_text("load_from:\n  - python_module:\n      module_name: imageflow_dagster.definitions\n")
+    return generated
+
+
+# ---- helpers
+def _resources() -> dict:
+    return build_resources(Settings.from_env())
+
+
+def _demo() -> tuple[dict, list, dict]:
+    folder = resources.files("imageflow_dagster").joinpath("demo")
+    form = json.loads(folder.joinpath("form.json").read_text())
+    return json.loads(folder.joinpath("workflow.json").read_text()), form["fields"], dict(form["answers"])
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise CliError(f"file not found: {path}") from exc
+    except ValueError as exc:
+        raise CliError(f"{path} is not valid JSON: {exc}") from exc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
