@@ -1,0 +1,75 @@
+"""The `imageflow` CLI against moto: bootstrap, submit, status, and one-line errors."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imageflow_dagster.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_bootstrap_is_idempotent(settings, capsys):
+    assert main(["bootstrap"]) == 0
+    output = capsys.readouterr().out
+    assert f"table {settings.tables.jobs}: exists" in output and f"bucket {settings.bucket}: exists" in output
+
+
+@pytest.mark.parametrize("example", ["text_only.json", "images_only.json", "mixed_with_dependencies.json"])
+def test_submit_example_writes_seed_records(settings, db, capsys, example):
+    code = main(["submit", "--workflow", str(EXAMPLES / example), "--answers", str(EXAMPLES / "answers.json"), "--answer", "extra=1"])
+    assert code == 0
+    job_id = capsys.readouterr().out.strip()
+    job = db.get_item(db.jobs_table, {"job_id": job_id})
+    assert job["status"] == "processing" and job_id.startswith("job_")
+    workflow = db.get_item(db.workflows_table, {"workflow_id": job["workflow_id"]})
+    assert workflow["steps"] == json.loads((EXAMPLES / example).read_text())["steps"]
+    submission = db.get_item(db.submissions_table, {"submission_id": job["submission_id"]})
+    assert submission["submission_data"]["extra"] == "1" and submission["form_id"] == workflow["form_id"]
+    form = db.get_item(db.forms_table, {"form_id": submission["form_id"]})
+    assert form["form_fields_schema"]["fields"]
+
+
+def test_status_of_a_finished_job(pipeline, capsys):
+    assert main(["submit", "--demo"]) == 0
+    job_id = capsys.readouterr().out.strip()
+    assert pipeline.run(job_id).success
+    assert main(["status", job_id, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["status"] == "completed" and len(report["image_urls"]) == 5 and report["cost_usd"] > 0
+    assert main(["status", job_id]) == 0
+    assert f"job {job_id}: completed" in capsys.readouterr().out
+
+
+def test_unknown_job_is_one_line_with_exit_2(settings, capsys):
+    assert main(["status", "job_missing"]) == 2
+    assert capsys.readouterr().err == f"imageflow: job job_missing not found in table {settings.tables.jobs}\n"
+
+
+def test_missing_table_names_it(settings, db, capsys):
+    db.get_client().delete_table(TableName=settings.tables.jobs)
+    assert main(["status", "job_x"]) == 2
+    err = capsys.readouterr().err
+    assert f"DynamoDB table '{settings.tables.jobs}' does not exist" in err and err.count("\n") == 1
+
+
+def test_unreachable_endpoint(settings, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    assert main(["status", "job_x"]) == 2
+    assert capsys.readouterr().err.startswith("imageflow: cannot reach AWS at http://127.0.0.1:9")
+
+
+def test_bad_workflow_file(settings, tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert main(["submit", "--workflow", str(broken)]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["dev"], ["bootstrap"], ["submit"], ["status"], ["local-openai"]])
+def test_help_of_every_command(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+    assert exited.value.code == 0 and "usage: imageflow" in capsys.readouterr().out
