@@ -97,7 +97,11 @@ def _stored_check(plan: JobPlan, images: list[StoredObject]) -> dg.AssetCheckRes
 
 def _metadata(objects: list[StoredObject], text_steps: int) -> dict:
     images = [o for o in objects if o.kind == "image"]
-    thumbnails = "\n".join(f"**{md_cell(o.label, 80)}** — `{o.content_type}`, {o.size_bytes} bytes\n\n![{md_cell(o.label, 80)}]({o.url})\n" for o in images)
+    thumbnails = "\n".join(
+        f'**{md_cell(o.label, 80)}** — `{o.content_type}`, {o.size_bytes} bytes\n\n'
+        f"![{md_cell(o.label, 80)}]({o.url})\n"
+        for o in images
+    )
     return {
         "objects": len(objects),
         "images": len(images),
