@@ -87,7 +87,7 @@ def _fmt(value: float, unit: str) -> str:
     if unit == "calls":
         return f"{value:g}"
     if unit == "MB":
-        return f"{value:.0f} MB"
+        return f"{value:.1f} MB"
     return f"{value:.2f} {unit}".replace(" x", "x")
 
 

@@ -3,6 +3,7 @@
 import hashlib
 import re
 import time
+import unicodedata
 from datetime import UTC, datetime
 
 from ulid import ULID
@@ -26,12 +27,17 @@ def validate_id(kind: str, value: object) -> str:
         raise InvalidIdError(f"{kind} {value!r} contains a path separator")
     if ".." in value:
         raise InvalidIdError(f"{kind} {value!r} contains '..'")
-    if _CONTROL_CHARS.search(value):
-        raise InvalidIdError(f"{kind} contains control characters")
+    if _CONTROL_CHARS.search(value) or any(_invisible(char) for char in value):
+        raise InvalidIdError(f"{kind} contains control or invisible characters")
     # Dagster partition keys may not contain commas (UI backfills split on them) and spaces make ugly URLs.
     if "," in value or value != value.strip():
         raise InvalidIdError(f"{kind} {value!r} contains a comma or surrounding whitespace")
     return value
+
+
+def _invisible(char: str) -> bool:
+    """Format, private-use and unassigned characters (e.g. a right-to-left override) and line separators."""
+    return unicodedata.category(char) in ("Cc", "Cf", "Co", "Cn", "Cs", "Zl", "Zp")
 
 
 def new_id(prefix: str) -> str:

@@ -18,6 +18,7 @@ from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.settings import Settings
 
+WILL_RETRY_TAG = "dagster/will_retry"
 SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "15"))
 # Jobs read per tick: bounds tick time (the daemon gives a tick 60 s) while thousands of jobs drain.
 MAX_ITEMS_PER_TICK = int(os.getenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "500"))
@@ -133,8 +134,9 @@ def job_run_canceled_sensor(context: dg.RunStatusSensorContext, dynamodb: Dynamo
 
 
 def _fail_job_of_run(run: dg.DagsterRun, db: DynamoDBResource, message: str, error_type: str) -> None:
-    """Only a job still `processing` under this run's claim: the asset code's own failure message wins."""
+    """Only a job still `processing` under this run's claim: the asset code's own failure message wins, and a
+    run the daemon is about to retry (run_retries) keeps its job."""
     job_id = run.tags.get("dagster/partition")
-    if job_id:
+    if job_id and run.tags.get(WILL_RETRY_TAG) != "true":
         claim = run.tags.get(CLAIM_TAG) or run.run_id
         mark_failed(db, job_id, message, error_type, claim_id=claim, only_if_processing=True)

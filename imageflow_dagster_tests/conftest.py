@@ -110,7 +110,7 @@ class Pipeline:
     def submit(self, workflow: dict, answers: dict | None = None, **kwargs) -> SubmittedJob:
         return submit_job(self.db, workflow=workflow, answers=answers or DEFAULT_ANSWERS, **kwargs)
 
-    def run(self, job_id: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+    def run(self, job_id: str, run_config: dict | None = None, tags: dict | None = None) -> dg.ExecuteInProcessResult:
         if not self.instance.has_dynamic_partition(jobs_partitions.name, job_id):
             self.instance.add_dynamic_partitions(jobs_partitions.name, [job_id])
         return dg.materialize(
@@ -120,6 +120,7 @@ class Pipeline:
             instance=self.instance,
             raise_on_error=False,
             run_config=run_config,
+            tags=tags,
         )
 
     def job(self, job_id: str) -> dict:

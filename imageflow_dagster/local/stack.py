@@ -31,6 +31,11 @@ run_monitoring:
   enabled: true
   start_timeout_seconds: 120
   poll_interval_seconds: 10
+# A run whose worker died (not one whose asset code failed) is retried once, under the same claim.
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
 sensors:
   use_threads: true
   num_workers: 4
