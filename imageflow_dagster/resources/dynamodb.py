@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import PrivateAttr
 
-from imageflow_dagster.resources.aws import DEFAULT_POOL_SIZE, make_client
+from imageflow_dagster.resources.aws import DEFAULT_POOL_SIZE, shared_client
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -73,7 +73,7 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
     def get_client(self):
         with self._lock:
             if self._client is None:
-                self._client = make_client(
+                self._client = shared_client(
                     "dynamodb",
                     region_name=self.region_name,
                     endpoint_url=self.endpoint_url,

@@ -8,6 +8,7 @@ here retries on top of it.
 import logging
 import threading
 import time
+from functools import lru_cache
 from typing import Any
 
 import dagster as dg
@@ -96,19 +97,9 @@ class OpenAIResource(dg.ConfigurableResource):
                 "OpenAI is not configured: set OPENAI_API_KEY for the OpenAI API, or OPENAI_BASE_URL for an "
                 "OpenAI-compatible server (for example `imageflow local-openai`)."
             )
-        return openai.OpenAI(
-            # An OpenAI-compatible server without auth still needs a non-empty key for the SDK.
-            api_key=self.api_key or "no-key-needed-for-local-server",
-            base_url=self.base_url,
-            timeout=openai.Timeout(self.timeout_s, connect=10.0),
-            max_retries=self.max_retries,
-            _strict_response_validation=self.strict_response_validation,
-        )
-
-    def teardown_after_execution(self, context) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        # An OpenAI-compatible server without auth still needs a non-empty key for the SDK.
+        key = self.api_key or "no-key-needed-for-local-server"
+        return _shared_openai_client(key, self.base_url, self.timeout_s, self.max_retries, self.strict_response_validation)
 
     # ---- Responses API
     def respond(
@@ -164,6 +155,20 @@ class OpenAIResource(dg.ConfigurableResource):
             usage=_images_usage(model, result.usage, latency),
             attempts=raw.retries_taken + 1,
         )
+
+
+@lru_cache(maxsize=8)
+def _shared_openai_client(
+    api_key: str, base_url: str | None, timeout_s: float, max_retries: int, strict: bool
+) -> openai.OpenAI:
+    """One client (and connection pool) per configuration and process; the SDK client is thread-safe."""
+    return openai.OpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        timeout=openai.Timeout(timeout_s, connect=10.0),
+        max_retries=max_retries,
+        _strict_response_validation=strict,
+    )
 
 
 def _is_reasoning_model(model: str) -> bool:

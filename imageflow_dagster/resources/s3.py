@@ -8,7 +8,7 @@ from botocore.exceptions import ClientError
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
-from imageflow_dagster.resources.aws import DEFAULT_POOL_SIZE, make_client
+from imageflow_dagster.resources.aws import DEFAULT_POOL_SIZE, shared_client
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Step outputs and execution_steps.json are rewritten when a step is re-run; caches must revalidate.
@@ -31,7 +31,7 @@ class ImageflowS3Resource(S3Resource):
         # dagster-aws builds a new session per get_client() (~100 ms); build once and share (thread-safe).
         with self._lock:
             if self._client is None:
-                self._client = make_client(
+                self._client = shared_client(
                     "s3",
                     region_name=self.region_name,
                     endpoint_url=self.endpoint_url,
