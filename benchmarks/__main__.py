@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6"}
     results: list[Measurement] = []
     with local_stack() as stack:
+        if "1" in wanted or "0" in wanted:
+            results += cases.dagster_floor(stack, sizes["runs"])
         if "1" in wanted:
             results += cases.one_step_parallel_vs_sequential(
                 stack, sizes["runs"], sizes["images"], sizes["latency"], sizes["planner"]

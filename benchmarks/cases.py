@@ -3,6 +3,7 @@
 import base64
 import json
 import statistics
+import time
 
 import boto3
 import openai
@@ -110,3 +111,20 @@ def rerun_of_finished_partition(stack: Stack, runs: int, images: int):
         Measurement(f"5. rerun of a finished partition ({images} images): wall", "-", walls),
         Measurement("5. OpenAI calls on rerun (images + responses)", "0", calls, unit="calls", extra={"met": max(calls) == 0}),
     ]
+
+
+def dagster_floor(stack: Stack, runs: int) -> list[Measurement]:
+    """The same graph (5 steps, 6 partitioned assets) with bodies that do nothing, materialized the same way:
+    what Dagster itself costs per partition run on this machine."""
+    import dagster as dg
+
+    from benchmarks.floor_assets import floor_assets, floor_partitions
+
+    walls = []
+    for i in range(runs + 1):
+        key = f"floor-{time.time_ns()}-{i}"
+        stack.instance.add_dynamic_partitions(floor_partitions.name, [key])
+        wall = timed(lambda: dg.materialize(floor_assets, partition_key=key, instance=stack.instance))
+        if i:  # the first run warms imports
+            walls.append(wall)
+    return [Measurement("0. Dagster floor: same 5-step graph doing nothing, per partition run", "-", walls)]
