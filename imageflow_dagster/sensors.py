@@ -10,7 +10,14 @@ import dagster as dg
 
 from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.flow.job_queue import QueueCursor, resume_after, waiting_jobs
-from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIM_TAG, CLAIMED_AT, LEASE_UNTIL, claim_job, mark_failed
+from imageflow_dagster.flow.job_store import (
+    CLAIM_ID,
+    CLAIM_TAG,
+    CLAIMED_AT,
+    LEASE_UNTIL,
+    claim_job,
+    mark_failed,
+)
 from imageflow_dagster.flow.loading import load_job_inputs
 from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
@@ -47,9 +54,15 @@ def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: Dynamo
     cursor = QueueCursor.parse(context.cursor)
     tick = TickPlan(run_requests=[])
     for status in settings.claim_statuses:
-        for job in waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK):
+        start = cursor.after.get(status)
+        jobs = waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK)
+        for position, job in enumerate(jobs):
             if len(tick.run_requests) >= settings.sensor_max_runs_per_tick:
-                resume_after(cursor, status, job, index)
+                # The next tick starts with this job: right after the last one considered here.
+                if position:
+                    resume_after(cursor, status, jobs[position - 1], index)
+                else:
+                    cursor.after[status] = start
                 break
             _consider(context, dynamodb, settings, job, tick)
     keys = list(dict.fromkeys(r.partition_key for r in tick.run_requests))

@@ -14,6 +14,7 @@ from moto.server import ThreadedMotoServer
 from imageflow_dagster.assets import all_assets
 from imageflow_dagster.bootstrap import bootstrap
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
+from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.resources.dynamodb import DynamoDBResource, deserialize_item
@@ -143,6 +144,25 @@ DEFAULT_ANSWERS = {"name": "Ada Lovelace", "company": "Acme Analytics", "email":
 @pytest.fixture
 def pipeline(instance: dg.DagsterInstance, resources: dict, db: DynamoDBResource) -> Pipeline:
     return Pipeline(instance, resources, db)
+
+
+@pytest.fixture
+def local_stack(tmp_path, monkeypatch):
+    """Starts a LocalStack (moto and local OpenAI processes) in a temp dir and points this process at it;
+    call it with LocalStack options. Everything it spawned is stopped at the end of the test."""
+    started: list[LocalStack] = []
+    monkeypatch.setenv("IMAGEFLOW_SENSOR_INTERVAL_S", "1")
+
+    def start(**options) -> LocalStack:
+        stack = LocalStack(tmp_path / f"home{len(started)}", fixed_ports=False, **options).start()
+        started.append(stack)
+        for key, value in stack.env.items():
+            monkeypatch.setenv(key, value)
+        return stack
+
+    yield start
+    for stack in started:
+        stack.stop()
 
 
 def read_json_object(s3_client, bucket: str, key: str):

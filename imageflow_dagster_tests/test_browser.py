@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from imageflow_dagster.cli import _demo
-from imageflow_dagster.local.stack import LocalStack, _free_port, wait_for_http
+from imageflow_dagster.local.stack import _free_port, wait_for_http
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
@@ -30,16 +30,13 @@ CHROMIUM_ARGS = [
 
 
 @pytest.fixture
-def dagster_ui(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMAGEFLOW_SENSOR_INTERVAL_S", "1")
-    with LocalStack(tmp_path / "home", fixed_ports=False) as stack:
-        for key, value in stack.env.items():
-            monkeypatch.setenv(key, value)
-        port = _free_port()
-        dagster = str(Path(sys.executable).parent / "dagster")
-        stack.spawn([dagster, "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)])
-        assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dagster dev did not come up"
-        yield f"http://127.0.0.1:{port}"
+def dagster_ui(local_stack):
+    stack = local_stack()
+    port = _free_port()
+    dagster = str(Path(sys.executable).parent / "dagster")
+    stack.spawn([dagster, "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)])
+    assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dagster dev did not come up"
+    return f"http://127.0.0.1:{port}"
 
 
 def test_ui_shows_assets_and_loaded_images(dagster_ui):

@@ -8,7 +8,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
@@ -17,15 +16,6 @@ from imageflow_dagster_tests.workflows import single_image_workflow
 pytestmark = pytest.mark.e2e
 WORKSPACE = Path(__file__).resolve().parent.parent / "workspace.yaml"
 ANSWERS = {"name": "Ada"}
-
-
-@pytest.fixture
-def stack(tmp_path, monkeypatch):
-    monkeypatch.setenv("IMAGEFLOW_SENSOR_INTERVAL_S", "1")
-    with LocalStack(tmp_path / "home", fixed_ports=False) as running:
-        for key, value in running.env.items():
-            monkeypatch.setenv(key, value)
-        yield running
 
 
 def wait_until(condition, timeout_s: float, what: str):
@@ -42,7 +32,8 @@ def image_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(filters=dg.RunsFilter(job_name="image_generation_job")))
 
 
-def test_daemon_processes_each_job_exactly_once(stack):
+def test_daemon_processes_each_job_exactly_once(local_stack):
+    stack = local_stack()
     db = build_resources(Settings.from_env())["dynamodb"]
     workflow = single_image_workflow("Create 1 brand image.")
     jobs = [submit_job(db, workflow=workflow, answers=ANSWERS).job_id for _ in range(10)]

@@ -6,6 +6,7 @@ from dagster._core.events import DagsterEventType
 
 from imageflow_dagster import sensors
 from imageflow_dagster.definitions import defs
+from imageflow_dagster.flow.job_queue import QueueCursor, waiting_jobs
 from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIM_TAG, mark_completed
 from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
 from imageflow_dagster_tests.conftest import with_changes
@@ -67,16 +68,17 @@ def test_many_jobs_drain_over_ticks(pipeline, db, sensor_instance, monkeypatch):
     assert sorted(seen) == sorted(jobs) and len(seen) == 12
 
 
-def test_per_tick_run_limit(pipeline, db, sensor_instance, monkeypatch):
+def test_per_tick_run_limit_continues_in_creation_order(pipeline, db, sensor_instance, monkeypatch):
     monkeypatch.setenv("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", "3")
-    jobs = submit(pipeline, 7)
-    counts, seen, cursor = [], [], None
+    submit(pipeline, 7)
+    index_order = [j["job_id"] for j in waiting_jobs(db, "processing", "gsi_status_created", QueueCursor(), 100)]
+    jobs = index_order  # oldest first, as the status index returns them
+    batches, cursor = [], None
     for _ in range(3):
         result = tick(sensor_instance, db, cursor)
-        counts.append(len(result.run_requests))
-        seen += requested(result)
+        batches.append(requested(result))
         cursor = result.cursor
-    assert counts == [3, 3, 1] and sorted(seen) == sorted(jobs)
+    assert batches == [jobs[0:3], jobs[3:6], jobs[6:7]]  # no job skipped, none waits for a wrap-around
 
 
 def test_bad_record_among_good_ones_fails_alone(pipeline, db, sensor_instance):

@@ -4,8 +4,8 @@ import dagster as dg
 
 from imageflow_dagster.assets.common import GROUP, claim_id_of, failing_job_on_error, usage_metadata
 from imageflow_dagster.flow.job_store import mark_completed, mark_failed
-from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE, execution_steps as build_execution_steps
-from imageflow_dagster.flow.records import images_of, step_outcome
+from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE, images_of, step_outcome
+from imageflow_dagster.flow.records import execution_steps as build_execution_steps
 from imageflow_dagster.models.pipeline import GeneratedImage, JobArtifacts, JobPlan
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource

@@ -3,7 +3,14 @@ import dagster as dg
 from imageflow_dagster.assets.common import GROUP, failing_job_on_error, md_cell
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
 from imageflow_dagster.flow.records import images_of, step_output_document
-from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobObjects, JobPlan, StepPlan, StoredObject
+from imageflow_dagster.models.pipeline import (
+    GeneratedImage,
+    JobIdentity,
+    JobObjects,
+    JobPlan,
+    StepPlan,
+    StoredObject,
+)
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource

@@ -46,6 +46,7 @@ def job_identity(inputs: JobInputs) -> JobIdentity:
 
 
 def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
+    started_at = utc_now_iso()
     identity = job_identity(inputs)
     fields = ctx.labeled_submission(inputs.submission, inputs.form)
     plans: dict[int, StepPlan] = {}
@@ -58,7 +59,7 @@ def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
             for plan in planned:
                 plans[plan.index] = plan
     ordered = [plans[i] for wave in waves(inputs.dependencies, steps) for i in wave]
-    return JobPlan(job=identity, submission_fields=fields, steps=ordered, started_at=utc_now_iso())
+    return JobPlan(job=identity, submission_fields=fields, steps=ordered, started_at=started_at)
 
 
 def _plan_step(
@@ -126,7 +127,7 @@ def _run_text_step(plan: StepPlan, step: WorkflowStep, tools: PlanningTools, whe
         reasoning_effort=step.reasoning_effort,
         max_output_tokens=step.max_output_tokens,
     )
-    plan.usage, plan.replayed = result.usage, result.response_id == "replayed"
+    plan.usage, plan.replayed = result.usage, result.replayed
     if result.status not in (None, "completed") or not result.text.strip():
         plan.status, plan.error_type = "failed", "EmptyOutput"
         plan.error = result.error or f"the model returned no text (status {result.status})"
@@ -185,7 +186,7 @@ def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[pl
         input_text=planner.planner_input(plan.name, instructions, plan.context),
         text_format=planner.PLAN_SCHEMA,
     )
-    plan.usage, plan.replayed, plan.planner_raw = result.usage, result.response_id == "replayed", result.text[:4000]
+    plan.usage, plan.replayed, plan.planner_raw = result.usage, result.replayed, result.text[:4000]
     images = planner.parse_plan(result.text, limit)
     if not images:
         tools.log.warning(f"planner returned no valid prompts {where}; using the fallback prompt")
@@ -201,7 +202,7 @@ def _cached_respond(kit: PlanningTools, *, where: str, **request) -> ResponseRes
     if cached is not None:
         kit.log.info(f"replaying cached answer {where} request={request_hash[:12]}")
         usage = CallUsage(model=request["model"])  # no call, no cost
-        return ResponseResult(text=cached["text"], status=cached["status"], usage=usage, response_id="replayed")
+        return ResponseResult(text=cached["text"], status=cached["status"], usage=usage, replayed=True)
     result = kit.openai.respond(log=kit.log, where=where, **request)
     if result.status in (None, "completed") and result.text.strip():
         kit.cache.put(request_hash, {"text": result.text, "status": result.status, "usage": result.usage.model_dump()})

@@ -10,7 +10,14 @@ from imageflow_dagster.flow import context as ctx
 from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.ids import stable_id, utc_now_iso
 from imageflow_dagster.models import Artifact, ExecutionStep, UsageRecord
-from imageflow_dagster.models.pipeline import CallUsage, GeneratedImage, JobIdentity, JobPlan, StepPlan, StoredObject
+from imageflow_dagster.models.pipeline import (
+    CallUsage,
+    GeneratedImage,
+    JobIdentity,
+    JobPlan,
+    StepPlan,
+    StoredObject,
+)
 
 TEXT_SERVICE = "openai_worker_report"
 PLANNER_SERVICE = "openai_worker_image_generation"

@@ -49,6 +49,7 @@ class ResponseResult(BaseModel):
     tool_images: list[ToolImage] = Field(default_factory=list)
     tool_image_usage: CallUsage | None = None
     response_id: str | None = None
+    replayed: bool = False  # answered from the job's response cache, no API call
 
 
 class ImageResult(BaseModel):
