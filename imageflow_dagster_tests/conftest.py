@@ -13,6 +13,7 @@ from moto.server import ThreadedMotoServer
 
 from imageflow_dagster.assets import all_assets
 from imageflow_dagster.bootstrap import bootstrap
+from imageflow_dagster.local.moto_atomic import serialize_dynamodb_requests
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
 from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.partitions import jobs_partitions
@@ -26,6 +27,7 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    serialize_dynamodb_requests()  # conditional writes atomic, as in DynamoDB (moto_atomic.py)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -18,6 +18,8 @@ import threading
 from moto.backends import get_backend
 from moto.server import ThreadedMotoServer
 
+from imageflow_dagster.local.moto_atomic import serialize_dynamodb_requests
+
 SERVICES = ("dynamodb", "s3")
 
 
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request would drown the dev console
     restored = load_state(args.state_file)
+    serialize_dynamodb_requests()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
