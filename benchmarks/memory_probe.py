@@ -44,7 +44,11 @@ def main() -> None:
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(jobs_partitions.name, [job.job_id])
         result = dg.materialize(all_assets, partition_key=job.job_id, resources=resources, instance=instance)
-        stored = result.asset_materializations_for_node("s3_objects")[0].metadata["bytes"].value
+        [stored] = [
+            e.materialization.metadata["bytes"].value
+            for e in result.get_asset_materialization_events()
+            if e.asset_key == dg.AssetKey("s3_objects")
+        ]
     assert result.success
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{peak_mb:.1f} {stored}")

@@ -169,3 +169,9 @@ def local_stack(tmp_path, monkeypatch):
 
 def read_json_object(s3_client, bucket: str, key: str):
     return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def asset_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
+    """The metadata of `asset`'s materialization in a run, whichever op materialized it."""
+    [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
+    return event.materialization.metadata

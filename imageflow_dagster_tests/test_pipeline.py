@@ -2,14 +2,23 @@
 
 import io
 import json
+import re
 
 import pytest
 from PIL import Image
 
-from imageflow_dagster_tests.conftest import read_json_object
+from imageflow_dagster.resources.openai_client import (
+    MARK_BASE64,
+    MARK_CALL,
+    MARK_CONVERTED,
+    MARK_IMAGE_CALL,
+    MARK_RECEIVED,
+)
+from imageflow_dagster_tests.conftest import asset_metadata, read_json_object
 from imageflow_dagster_tests.workflows import image_step, mixed_workflow, single_image_workflow, text_step
 
 MIXED_IMAGES = 5
+SEED_LOG_MARKERS = (MARK_CALL, MARK_RECEIVED, MARK_IMAGE_CALL, MARK_BASE64, MARK_CONVERTED)
 
 
 def _image_keys(s3_client, bucket: str, prefix: str) -> list[str]:
@@ -111,7 +120,7 @@ def test_mixed_workflow_end_to_end(pipeline, settings, s3_client, openai_server)
     assert "=== Form Submission ===" in brand["input"]["context"] and "=== Step 1: Research ===" in brand["input"]["context"]
 
     # Dagster: per-job usage totals in metadata, the asset checks passed.
-    metadata = result.asset_materializations_for_node("execution_steps")[0].metadata
+    metadata = asset_metadata(result, "execution_steps")
     assert metadata["openai.images"].value == MIXED_IMAGES
     assert metadata["openai.gpt-image-1.5.calls"].value == MIXED_IMAGES
     assert metadata["openai.cost_usd"].value > 0
@@ -160,7 +169,8 @@ def test_text_step_can_use_dependency_image_urls(pipeline, settings, s3_client):
 def test_responses_image_tool_path(pipeline, settings, s3_client, openai_server):
     workflow = single_image_workflow("Draw the company mascot.", model="chatgpt-image-latest", format="webp")
     job = pipeline.submit(workflow)
-    assert pipeline.run(job.job_id).success
+    result = pipeline.run(job.job_id)
+    assert result.success
     assert openai_server.stats()["images"] == 0
     tool_calls = [r for r in openai_server.requests("responses") if "tools" in r["params"]]
     assert tool_calls and tool_calls[0]["params"]["tools"][0]["type"] == "image_generation"
@@ -169,6 +179,12 @@ def test_responses_image_tool_path(pipeline, settings, s3_client, openai_server)
     body = s3_client.get_object(Bucket=settings.bucket, Key=keys[0])["Body"].read()
     assert body[:4] == b"RIFF" and body[8:12] == b"WEBP"
     assert [a["artifact_type"] for a in pipeline.artifacts(job.job_id)].count("image") == 1
+
+    # The seed's five debug markers, each with the job's context; never a base64 payload.
+    messages = [entry.user_message for entry in pipeline.instance.all_logs(result.run_id)]
+    for marker in SEED_LOG_MARKERS:
+        assert any(m.startswith(marker) and f"job={job.job_id}" in m for m in messages), marker
+    assert not any(re.search(r"[A-Za-z0-9+/]{200,}", m) for m in messages)
 
 
 def test_moderation_on_one_prompt_is_recorded_and_job_completes(pipeline, settings, s3_client):
@@ -181,7 +197,7 @@ def test_moderation_on_one_prompt_is_recorded_and_job_completes(pipeline, settin
     assert step["success"] is True and len(step["image_urls"]) == 2
     assert [i["status"] for i in step["images"]] == ["generated", "blocked", "generated"]
     assert json.loads(step["output"])["blocked_images"][0]["label"].endswith("2")
-    metadata = result.asset_materializations_for_node("generated_images")[0].metadata
+    metadata = asset_metadata(result, "generated_images")
     assert metadata["images_blocked"].value == 1
 
 

@@ -1,7 +1,7 @@
-from imageflow_dagster.assets.artifacts import artifacts
-from imageflow_dagster.assets.execution_steps import execution_steps
 from imageflow_dagster.assets.images import generated_images
 from imageflow_dagster.assets.planning import plan_steps
-from imageflow_dagster.assets.storage import s3_objects
+from imageflow_dagster.assets.recording import record_job
 
-all_assets = [plan_steps, generated_images, s3_objects, artifacts, execution_steps]
+# Three ops: planning, image generation (pool `openai_images`), and the record (S3 objects, artifacts,
+# execution steps and the job status).
+all_assets = [plan_steps, generated_images, record_job]

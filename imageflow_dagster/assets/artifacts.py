@@ -1,30 +1,40 @@
+"""`artifacts`: one artifacts-table row per S3 object (images and step outputs)."""
+
 import dagster as dg
 
-from imageflow_dagster.assets.common import GROUP, failing_job_on_error
+from imageflow_dagster.assets.common import GROUP
 from imageflow_dagster.flow.job_store import put_artifact
+from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import artifact_for
-from imageflow_dagster.models.pipeline import JobArtifacts, JobObjects
+from imageflow_dagster.models import Artifact
+from imageflow_dagster.models.pipeline import JobIdentity, StoredObject
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
+ARTIFACTS = dg.AssetSpec(
+    "artifacts",
+    deps=["s3_objects"],
+    description="One artifacts-table row per S3 object. Ids derive from the job and the key, so a rerun updates "
+    "the same rows instead of adding new ones.",
+    kinds={"dynamodb"},
+    group_name=GROUP,
+    partitions_def=jobs_partitions,
+)
 
-@dg.asset(partitions_def=jobs_partitions, group_name=GROUP, kinds={"dynamodb"})
-def artifacts(
-    context: dg.AssetExecutionContext, s3_objects: JobObjects, dynamodb: DynamoDBResource
-) -> dg.Output[JobArtifacts]:
-    """One artifacts-table row per S3 object (images and step outputs). Ids derive from the job and the key,
-    so a rerun updates the same rows instead of adding new ones."""
-    with failing_job_on_error(context, dynamodb):
-        rows = [artifact_for(s3_objects.job, obj) for obj in s3_objects.objects]
-        for row in rows:
-            put_artifact(dynamodb, row)
-    ids = {row.s3_key: row.artifact_id for row in rows}
-    return dg.Output(
-        JobArtifacts(job=s3_objects.job, artifact_ids=ids, output_keys=s3_objects.output_keys),
+
+def write_artifacts(db: DynamoDBResource, job: JobIdentity, objects: list[StoredObject]) -> list[Artifact]:
+    rows = [artifact_for(job, obj) for obj in objects]
+    each(lambda row: put_artifact(db, row), rows, workers=BOOKKEEPING_WORKERS)
+    return rows
+
+
+def artifacts_materialization(rows: list[Artifact], table: str) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key=ARTIFACTS.key,
         metadata={
             "artifacts": len(rows),
             "image_artifacts": sum(1 for r in rows if r.artifact_type == "image"),
             "artifact_ids": dg.MetadataValue.json([r.artifact_id for r in rows]),
-            "table": dynamodb.artifacts_table,
+            "table": table,
         },
     )

@@ -1,56 +1,46 @@
+"""`s3_objects`: the job's images in S3 (verified with HEAD) and each step's output file."""
+
 import dagster as dg
 
-from imageflow_dagster.assets.common import GROUP, failing_job_on_error, md_cell
+from imageflow_dagster.assets.common import GROUP, md_cell
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
+from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import images_of, step_output_document
-from imageflow_dagster.models.pipeline import (
-    GeneratedImage,
-    JobIdentity,
-    JobObjects,
-    JobPlan,
-    StepPlan,
-    StoredObject,
-)
+from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobPlan, StepPlan, StoredObject
 from imageflow_dagster.partitions import jobs_partitions
-from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
 
 STORED_CHECK = "every_planned_image_stored"
 IMAGE_TYPES = set(CONTENT_TYPES.values())
 
-
-@dg.asset(
-    partitions_def=jobs_partitions,
-    group_name=GROUP,
+S3_OBJECTS = dg.AssetSpec(
+    "s3_objects",
+    deps=["planned_prompts", "step_reports", "generated_images"],
+    description="The job's objects in S3: its images (verified with HEAD) and each step's output file.",
     kinds={"s3"},
-    check_specs=[
-        dg.AssetCheckSpec(
-            STORED_CHECK,
-            asset="s3_objects",
-            description="Every planned image is in S3 with an image content type (PNG, JPEG or WebP).",
-        )
-    ],
+    group_name=GROUP,
+    partitions_def=jobs_partitions,
 )
-def s3_objects(
-    context: dg.AssetExecutionContext,
-    planned_prompts: JobPlan,
-    step_reports: list[StepPlan],
-    generated_images: list[GeneratedImage],
-    s3: ImageflowS3Resource,
-    dynamodb: DynamoDBResource,
-):
-    """The job's objects in S3: its images (verified with HEAD) and each step's output file."""
-    with failing_job_on_error(context, dynamodb):
-        images = [_verified_image(s3, g, planned_prompts) for g in generated_images if g.stored]
-        outputs = [
-            obj
-            for step in planned_prompts.steps
-            if (obj := _store_step_output(s3, planned_prompts.job, step, generated_images))
-        ]
-    objects = images + outputs
-    check = _stored_check(planned_prompts, images)
-    yield dg.Output(JobObjects(job=planned_prompts.job, objects=objects), metadata=_metadata(objects, len(step_reports)))
-    yield check
+STORED_CHECK_SPEC = dg.AssetCheckSpec(
+    STORED_CHECK,
+    asset=S3_OBJECTS.key,
+    description="Every planned image is in S3 with an image content type (PNG, JPEG or WebP).",
+)
+
+
+def store_objects(s3: ImageflowS3Resource, plan: JobPlan, generated: list[GeneratedImage]) -> list[StoredObject]:
+    stored = [g for g in generated if g.stored]
+    images = each(lambda g: _verified_image(s3, g, plan), stored, workers=BOOKKEEPING_WORKERS)
+    outputs = [obj for step in plan.steps if (obj := _store_step_output(s3, plan.job, step, generated))]
+    return images + outputs
+
+
+def objects_materialization(plan: JobPlan, objects: list[StoredObject], text_steps: int) -> dg.MaterializeResult:
+    return dg.MaterializeResult(
+        asset_key=S3_OBJECTS.key,
+        metadata=_metadata(objects, text_steps),
+        check_results=[_stored_check(plan, [o for o in objects if o.kind == "image"])],
+    )
 
 
 def _verified_image(s3: ImageflowS3Resource, image: GeneratedImage, plan: JobPlan) -> StoredObject:
@@ -96,6 +86,7 @@ def _stored_check(plan: JobPlan, images: list[StoredObject]) -> dg.AssetCheckRes
     missing = [r.key for r in plan.image_requests if r.key not in stored]
     wrong_type = [o.key for o in images if o.content_type not in IMAGE_TYPES]
     return dg.AssetCheckResult(
+        asset_key=S3_OBJECTS.key,
         check_name=STORED_CHECK,
         passed=not missing and not wrong_type,
         metadata={"planned": len(plan.image_requests), "missing": missing[:50], "wrong_type": wrong_type[:50]},

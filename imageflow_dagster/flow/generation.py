@@ -6,12 +6,12 @@ held back, memory stays bounded by the concurrency window, and a rerun finds the
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import openai
 
 from imageflow_dagster.flow.image_data import CONTENT_TYPES, InvalidImageData, decode_base64, read_image
+from imageflow_dagster.flow.parallel import each
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.models.pipeline import CallUsage, GeneratedImage, ImageRequest, JobPlan
 from imageflow_dagster.resources.openai_client import (
@@ -42,9 +42,8 @@ def generate_images(plan: JobPlan, tools: GenerationTools) -> list[GeneratedImag
         return []
     totals = {s.index: len(s.requests) for s in plan.steps}
     names = {s.index: s.name for s in plan.steps}
-    workers = max(1, min(tools.openai.image_concurrency, len(requests)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="imageflow-image") as pool:
-        return list(pool.map(lambda r: _generate_one(plan, r, totals[r.step_index], names[r.step_index], tools), requests))
+    render = lambda r: _generate_one(plan, r, totals[r.step_index], names[r.step_index], tools)  # noqa: E731
+    return each(render, requests, workers=tools.openai.image_concurrency, name="imageflow-image")
 
 
 def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: str, tools: GenerationTools) -> GeneratedImage:

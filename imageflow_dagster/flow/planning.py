@@ -7,7 +7,6 @@ context without waiting for the images; every image of the job is then rendered 
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import openai
@@ -17,6 +16,7 @@ from imageflow_dagster.flow import planner
 from imageflow_dagster.flow.image_requests import build_image_request
 from imageflow_dagster.flow.loading import JobInputs
 from imageflow_dagster.flow.ordering import waves
+from imageflow_dagster.flow.parallel import each
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.flow.response_cache import ResponseCache
 from imageflow_dagster.ids import short_hash, utc_now_iso
@@ -52,12 +52,9 @@ def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
     plans: dict[int, StepPlan] = {}
     steps = inputs.workflow.steps
     for wave in waves(inputs.dependencies, steps):
-        with ThreadPoolExecutor(max_workers=len(wave)) as pool:
-            planned = pool.map(
-                lambda i: _plan_step(identity, fields, i, steps[i], inputs.dependencies[i], plans, tools), wave
-            )
-            for plan in planned:
-                plans[plan.index] = plan
+        plan_one = lambda i: _plan_step(identity, fields, i, steps[i], inputs.dependencies[i], plans, tools)  # noqa: E731
+        for plan in each(plan_one, wave, workers=len(wave), name="imageflow-plan"):
+            plans[plan.index] = plan
     ordered = [plans[i] for wave in waves(inputs.dependencies, steps) for i in wave]
     return JobPlan(job=identity, submission_fields=fields, steps=ordered, started_at=started_at)
 

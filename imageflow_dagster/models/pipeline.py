@@ -131,19 +131,3 @@ class StoredObject(BaseModel):
     size_bytes: int
     name: str
     label: str | None = None
-
-
-class JobObjects(BaseModel):
-    job: JobIdentity
-    objects: list[StoredObject]
-
-    @property
-    def output_keys(self) -> dict[int, str]:
-        """Step index -> key of that step's output file."""
-        return {o.step_index: o.key for o in self.objects if o.kind == "step_output"}
-
-
-class JobArtifacts(BaseModel):
-    job: JobIdentity
-    artifact_ids: dict[str, str]  # S3 key -> artifact id
-    output_keys: dict[int, str]  # step index -> key of the step's output file
