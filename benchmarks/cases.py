@@ -31,41 +31,74 @@ def text_step(name: str, order: int) -> dict:
 
 
 def sequential_reference(stack: Stack, images: int) -> None:
-    """The seed's shape: one planner call, then each image rendered, decoded and uploaded one after another."""
+    """The seed's calls for one image step, one after another (reference/seed-system.md): the planner; per image a
+    live_step write, the Images call, decode and upload, a second live_step write; then the usage row, the step
+    output file and its row, one artifact row per image, execution_steps.json and the job status."""
     client = openai.OpenAI(api_key="bench", base_url=stack.openai.base_url, max_retries=2)
     s3 = boto3.client("s3", region_name=stack.settings.region)
+    db = boto3.client("dynamodb", region_name=stack.settings.region)
+    tables, bucket, job_id = stack.settings.tables, stack.settings.bucket, f"job_reference_{time.time_ns()}"
+    live = lambda text: db.update_item(  # noqa: E731
+        TableName=tables.jobs, Key={"job_id": {"S": job_id}}, UpdateExpression="SET live_step = :s",
+        ExpressionAttributeValues={":s": {"S": text}},
+    )
+    live("Planning image prompts...")
     answer = client.responses.create(
         model="gpt-5.2",
         instructions=planner.planner_instructions(12),
         input=planner.planner_input("Brand Images", f"Create {images} brand images for Brand Images.", "context"),
         text={"format": planner.PLAN_SCHEMA},
     )
-    for k, item in enumerate(json.loads(answer.output_text)["images"], start=1):
+    planned = json.loads(answer.output_text)["images"]
+    keys = []
+    for k, item in enumerate(planned, start=1):
+        live(f"Generating image {k}/{len(planned)}: {item['label']}")
         result = client.images.generate(model="gpt-image-1.5", prompt=item["prompt"], n=1, size="1024x1024", quality="low")
         data = read_image(base64.b64decode(result.data[0].b64_json), "png").data
-        s3.put_object(Bucket=stack.settings.bucket, Key=f"reference/{k}.png", Body=data, ContentType="image/png")
+        keys.append(f"reference/{job_id}/{k}.png")
+        s3.put_object(Bucket=bucket, Key=keys[-1], Body=data, ContentType="image/png")
+        live(f"Generated image {k}/{len(planned)}: {item['label']}")
+    db.put_item(TableName=tables.usage_records, Item={"usage_id": {"S": f"usage_{job_id}"}, "job_id": {"S": job_id}})
+    keys.append(f"reference/{job_id}/step_1_brand_images.json")
+    s3.put_object(Bucket=bucket, Key=keys[-1], Body=json.dumps(planned).encode(), ContentType="application/json")
+    for k, key in enumerate(keys):
+        db.put_item(TableName=tables.artifacts, Item={"artifact_id": {"S": f"art_{job_id}_{k}"}, "job_id": {"S": job_id}, "s3_key": {"S": key}})
+    s3.put_object(Bucket=bucket, Key=f"reference/{job_id}/execution_steps.json", Body=b"[]", ContentType="application/json")
+    db.update_item(
+        TableName=tables.jobs, Key={"job_id": {"S": job_id}}, UpdateExpression="SET #s = :s REMOVE live_step",
+        ExpressionAttributeNames={"#s": "status"}, ExpressionAttributeValues={":s": {"S": "completed"}},
+    )
     client.close()
 
 
 def one_step_parallel_vs_sequential(stack: Stack, runs: int, images: int, latency: float, planner_latency: float):
+    """imageflow on the instance's SQLite storage (the dev default) and on Dagster's in-memory storage (a
+    stand-in for fast production storage), alternating with the reference in the same run."""
+    import dagster as dg
+
     stack.openai.configure(image_latency_s=latency, response_latency_s=planner_latency, image_payload="small")
     workflow = {"workflow_name": "bench-1", "steps": [image_step("Brand Images", images, 0, [])]}
-    ours, reference = [], []
-    for _ in range(runs):  # side by side in the same run: alternate the two
+    in_memory = dg.DagsterInstance.ephemeral()
+    ours, ours_in_memory, reference = [], [], []
+    for _ in range(runs):  # side by side in the same run: alternate the three
         job_id = stack.submit(workflow)
         ours.append(timed(lambda: stack.run(job_id)))
+        job_id = stack.submit(workflow)
+        ours_in_memory.append(timed(lambda: stack.run(job_id, instance=in_memory)))
         reference.append(timed(lambda: sequential_reference(stack, images)))
     budget = planner_latency + 1.3 * latency + 1.5
     ratio = statistics.median(reference) / statistics.median(ours)
+    ratio_in_memory = statistics.median(reference) / statistics.median(ours_in_memory)
+    title = f"1. one image step, {images} images, L={latency}s, planner {planner_latency}s"
     return [
-        Measurement(
-            f"1. one image step, {images} images, L={latency}s, planner {planner_latency}s: imageflow wall",
-            f"<= planner + 1.3 L + 1.5 s = {budget:.2f} s",
-            ours,
-            extra={"met": statistics.median(ours) <= budget},
-        ),
-        Measurement("1. same calls one after another (seed-style reference)", "-", reference),
-        Measurement("1. speed-up (reference median / imageflow median)", ">= 5x", [ratio], unit="x", extra={"met": ratio >= 5}),
+        Measurement(f"{title}: imageflow wall (SQLite instance)", f"<= planner + 1.3 L + 1.5 s = {budget:.2f} s", ours,
+                    extra={"met": statistics.median(ours) <= budget}),
+        Measurement(f"{title}: imageflow wall (in-memory instance)", f"<= {budget:.2f} s", ours_in_memory,
+                    extra={"met": statistics.median(ours_in_memory) <= budget}),
+        Measurement("1. the seed's calls one after another (reference)", "-", reference),
+        Measurement("1. speed-up, SQLite instance (reference median / imageflow median)", ">= 5x", [ratio], unit="x",
+                    extra={"met": ratio >= 5}),
+        Measurement("1. speed-up, in-memory instance", ">= 5x", [ratio_in_memory], unit="x", extra={"met": ratio_in_memory >= 5}),
     ]
 
 
@@ -137,4 +170,4 @@ def dagster_floor(stack: Stack, runs: int) -> list[Measurement]:
         wall = timed(lambda: dg.materialize(floor_assets, partition_key=key, instance=stack.instance))
         if i:  # the first run warms imports
             walls.append(wall)
-    return [Measurement("0. Dagster floor: same 5-step graph doing nothing, per partition run", "-", walls)]
+    return [Measurement("0. Dagster floor: same graph (3 ops, 6 assets, 2 checks) doing nothing, per partition run", "-", walls)]

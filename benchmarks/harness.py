@@ -1,19 +1,21 @@
-"""The local stack for in-process benchmark cases: moto over HTTP, the local OpenAI server, a Dagster instance."""
+"""The local stack for in-process benchmark cases: the dev stack's moto and local OpenAI processes, a Dagster instance."""
 
 import os
 import statistics
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
-from moto.server import ThreadedMotoServer
 
 from imageflow_dagster.assets import all_assets
 from imageflow_dagster.bootstrap import bootstrap
-from imageflow_dagster.local.openai_server import LocalOpenAIServer
+from imageflow_dagster.local.openai_control import OpenAIServerControl
+from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
@@ -38,7 +40,7 @@ class Measurement:
 @dataclass
 class Stack:
     settings: Settings
-    openai: LocalOpenAIServer
+    openai: OpenAIServerControl
     moto_endpoint: str
     instance: dg.DagsterInstance
     resources: dict
@@ -51,35 +53,26 @@ class Stack:
     def submit(self, workflow: dict) -> str:
         return submit_job(self.resources["dynamodb"], workflow=workflow, answers=ANSWERS).job_id
 
-    def run(self, job_id: str) -> dg.ExecuteInProcessResult:
-        if not self.instance.has_dynamic_partition(jobs_partitions.name, job_id):
-            self.instance.add_dynamic_partitions(jobs_partitions.name, [job_id])
-        result = dg.materialize(all_assets, partition_key=job_id, resources=self.resources, instance=self.instance)
+    def run(self, job_id: str, instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+        instance = instance or self.instance
+        if not instance.has_dynamic_partition(jobs_partitions.name, job_id):
+            instance.add_dynamic_partitions(jobs_partitions.name, [job_id])
+        result = dg.materialize(all_assets, partition_key=job_id, resources=self.resources, instance=instance)
         assert result.success, f"benchmark run of {job_id} failed"
         return result
 
 
 @contextmanager
 def local_stack() -> Iterator[Stack]:
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
-    settings = Settings.from_env()
-    bootstrap(settings)
-    with LocalOpenAIServer() as server, dg.instance_for_test() as instance:
-        resources = build_resources(settings)
-        fields = {name: getattr(resources["openai"], name) for name in type(resources["openai"]).model_fields}
-        resources["openai"] = type(resources["openai"])(**{**fields, "base_url": server.base_url})
-        yield Stack(settings, server, endpoint, instance, resources)
-    moto.stop()
+    """The dev stack's moto and local OpenAI processes: they use the other core, as AWS and OpenAI would be
+    elsewhere, instead of contending with the run for this process's GIL."""
+    with tempfile.TemporaryDirectory() as home, LocalStack(Path(home), fixed_ports=False, persist=False) as stack:
+        aws = {k: v for k, v in stack.env.items() if k != "DAGSTER_HOME"}  # runs use a test instance
+        os.environ.update(aws)
+        settings = Settings.from_env()
+        with dg.instance_for_test() as instance:
+            control = OpenAIServerControl(stack.env["OPENAI_BASE_URL"])
+            yield Stack(settings, control, stack.env["AWS_ENDPOINT_URL"], instance, build_resources(settings))
 
 
 def timed(action: Callable[[], object]) -> float:

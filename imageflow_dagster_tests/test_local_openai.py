@@ -14,6 +14,7 @@ from openai.types.responses.response_output_item import ImageGenerationCall
 from PIL import Image
 
 from imageflow_dagster.flow.planner import PLAN_SCHEMA
+from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
 
 
@@ -165,17 +166,19 @@ def test_rule_based_fault_applies_the_given_number_of_times(client, server):
     assert [r["status"] for r in server.requests("images")] == [500, 200]
 
 
-def test_control_api_over_http(server):
-    base = server.base_url.removesuffix("/v1")
-    post = lambda path, body: urllib.request.urlopen(  # noqa: E731
-        urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode(), method="POST")
-    ).read()
-    post("/_local/reset", {})
-    post("/_local/config", {"image_latency_s": 0.01})
-    post("/_local/faults", {"endpoint": "images", "match": "q", "fault": "500", "times": 1})
-    stats = json.loads(urllib.request.urlopen(f"{base}/_local/stats").read())
-    assert stats == {"images": 0, "responses": 0, "attempts": 0, "faults": {}}
-    server.configure(image_latency_s=0.0)
+def test_control_api_over_http(server, client):
+    control = OpenAIServerControl(server.base_url)
+    control.reset()
+    control.configure(image_latency_s=0.01)
+    control.add_fault(endpoint="images", match="control-q", fault="500", times=1)
+    assert control.stats() == {"images": 0, "responses": 0, "attempts": 0, "faults": {}}
+    statuses = lambda: [r["status"] for r in control.requests("images") if r["prompt"] == "control-q"]  # noqa: E731
+    client.images.generate(model="gpt-image-1.5", prompt="control-q")
+    assert statuses() == [500, 200]
+    control.clear_faults()
+    client.images.generate(model="gpt-image-1.5", prompt="control-q")
+    assert statuses() == [500, 200, 200]
+    control.configure(image_latency_s=0.0)
 
 
 def test_cli_serves_and_stops_on_sigterm():
