@@ -42,6 +42,14 @@ sensors:
   num_submit_workers: 4
 telemetry:
   enabled: false
+{run_launcher}"""
+# Runs forked from a warm worker that imported these once (imageflow_dagster/launcher.py); code is not preloaded.
+WARM_RUN_LAUNCHER = """\
+run_launcher:
+  module: imageflow_dagster.launcher
+  class: WarmRunLauncher
+  config:
+    preload_modules: [dagster_aws.s3, openai, boto3, botocore.client, PIL.Image, pydantic]
 """
 
 
@@ -57,6 +65,7 @@ class LocalStack:
         max_concurrent_runs: int = 4,
         pool_limit: int = 4,
         persist: bool = True,
+        warm_runs: bool = True,
     ):
         self.home = Path(home or os.getenv("IMAGEFLOW_HOME") or ".imageflow").resolve()
         self._fixed_ports = fixed_ports
@@ -65,7 +74,11 @@ class LocalStack:
             f"--response-latency={response_latency_s}",
             f"--image-payload={image_payload}",
         ]
-        self._dagster_yaml = DAGSTER_YAML.format(max_runs=max_concurrent_runs, pool_limit=pool_limit)
+        self._dagster_yaml = DAGSTER_YAML.format(
+            max_runs=max_concurrent_runs,
+            pool_limit=pool_limit,
+            run_launcher=WARM_RUN_LAUNCHER if warm_runs else "",
+        )
         self._persist = persist
         self._children: list[subprocess.Popen] = []
         self.ports: dict[str, int] = {}
