@@ -16,8 +16,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    for module in ["dagster._cli.api", *args.preload]:
-        importlib.import_module(module)
+    for entry in ["dagster._cli.api", *args.preload]:
+        _preload(entry)
     # Children are reaped by the kernel: the worker never waits on them, and a finished run leaves no zombie.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     with os.fdopen(args.reply_fd, "w", buffering=1) as replies:
@@ -26,6 +26,14 @@ def main(argv: list[str] | None = None) -> int:
                 pid = _fork_run(line.strip(), replies.fileno())
                 replies.write(f"{pid} {process_start_time(pid)}\n")
     return 0
+
+
+def _preload(entry: str) -> None:
+    """`module` imports it; `module:function` also calls the function (e.g. to parse data every run needs)."""
+    module, _, function = entry.partition(":")
+    loaded = importlib.import_module(module)
+    if function:
+        getattr(loaded, function)()
 
 
 def _fork_run(execute_run_args: str, reply_fd: int) -> int:
@@ -73,7 +81,7 @@ def process_start_time(pid: int) -> str:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reply-fd", type=int, required=True)
-    parser.add_argument("--preload", action="append", default=[], help="module to import before forking runs")
+    parser.add_argument("--preload", action="append", default=[], help="module (or module:function to call) to load before forking runs")
     return parser.parse_args(argv)
 
 

@@ -43,13 +43,26 @@ sensors:
 telemetry:
   enabled: false
 {run_launcher}"""
-# Runs forked from a warm worker that imported these once (imageflow_dagster/launcher.py); code is not preloaded.
-WARM_RUN_LAUNCHER = """\
+# Runs forked from a warm worker that loaded these once (imageflow_dagster/launcher.py): third-party modules each
+# run imports, and botocore's parsed service models; imageflow's own code is imported fresh by every run.
+PRELOAD_MODULES = [
+    "dagster_aws.s3",
+    "openai",
+    "openai.resources.responses",
+    "openai.resources.images",
+    "httpcore2",
+    "PIL.Image",
+    "PIL.PngImagePlugin",
+    "PIL.JpegImagePlugin",
+    "PIL.WebPImagePlugin",
+    "imageflow_dagster.aws_session:warm",
+]
+WARM_RUN_LAUNCHER = f"""\
 run_launcher:
   module: imageflow_dagster.launcher
   class: WarmRunLauncher
   config:
-    preload_modules: [dagster_aws.s3, openai, boto3, botocore.client, PIL.Image, pydantic]
+    preload_modules: {json.dumps(PRELOAD_MODULES)}
 """
 
 

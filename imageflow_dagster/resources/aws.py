@@ -6,6 +6,8 @@ from functools import lru_cache
 import boto3
 from botocore.config import Config
 
+from imageflow_dagster import aws_session
+
 # Image generation runs up to `image_concurrency` threads per job, each doing S3 and DynamoDB calls.
 DEFAULT_POOL_SIZE = 32
 
@@ -38,17 +40,10 @@ def make_client(
     aws_secret_access_key: str | None = None,
     aws_session_token: str | None = None,
 ):
-    """Build a client once; boto3 clients are thread-safe, sessions are not, so callers share the client.
+    """Build a client; boto3 clients are thread-safe, so callers build one and share it.
 
     `endpoint_url=None` lets botocore honour AWS_ENDPOINT_URL, so the same code reaches moto or real AWS.
     """
-    session = boto3.session.Session(
-        profile_name=profile_name,
-        region_name=region_name,
-        aws_access_key_id=aws_access_key_id,
-        aws_secret_access_key=aws_secret_access_key,
-        aws_session_token=aws_session_token,
-    )
     config = Config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
@@ -58,7 +53,17 @@ def make_client(
         connect_timeout=10,
         read_timeout=60,
     )
-    return session.client(service, endpoint_url=endpoint_url, config=config)
+    credentials = {
+        "region_name": region_name,
+        "aws_access_key_id": aws_access_key_id,
+        "aws_secret_access_key": aws_secret_access_key,
+        "aws_session_token": aws_session_token,
+    }
+    if profile_name:  # a named profile changes the session itself: give it its own
+        return boto3.session.Session(profile_name=profile_name).client(
+            service, endpoint_url=endpoint_url, config=config, **credentials
+        )
+    return aws_session.client(service, endpoint_url=endpoint_url, config=config, **credentials)
 
 
 def _has_custom_endpoint(endpoint_url: str | None) -> bool:
