@@ -1,4 +1,7 @@
-"""Case 4: peak RSS of a run whose job makes 24 images of ~3 MB, against the same job with 8 images."""
+"""Case 4: peak RSS of a run whose job makes 24 images of ~3 MB, against the same job with 4x the images.
+
+Measured here, the peak climbs over the first waves (8 images: 244 MB, 24: 292 MB) while the allocator's per-thread
+arenas fill, then stays flat (48: 294 MB, 96: 298 MB): the growth that matters is past the first waves."""
 
 import os
 import subprocess
@@ -10,7 +13,7 @@ from imageflow_dagster.local.stack import LocalStack
 
 
 def run(smoke: bool) -> list[Measurement]:
-    sizes, runs = ((2, 4), 1) if smoke else ((8, 24), 5)
+    sizes, runs = ((2, 4), 1) if smoke else ((24, 96), 5)
     with tempfile.TemporaryDirectory() as home, LocalStack(home, fixed_ports=False, image_payload="noise", persist=False) as stack:
         env = {**os.environ, **stack.env}
         peaks = {n: [] for n in sizes}
@@ -23,22 +26,23 @@ def run(smoke: bool) -> list[Measurement]:
                 ).stdout.split()
                 peaks[n].append(float(out[-2]))
                 stored[n] = int(out[-1])
-    small, large = sizes
-    growth = (min(peaks[large]) - min(peaks[small])) / (large - small)
+    target, large = sizes
+    growth = (min(peaks[large]) - min(peaks[target])) / (large - target)
+    each_mb = stored[large] / large / 1e6
     return [
         Measurement(
-            f"4. peak RSS, job of {large} images (~{stored[large] / large / 1e6:.1f} MB each)",
+            f"4. peak RSS, job of {target} images (~{each_mb:.1f} MB each)",
             "<= 400 MB",
-            peaks[large],
+            peaks[target],
             unit="MB",
-            extra={"met": max(peaks[large]) <= 400},
+            extra={"met": max(peaks[target]) <= 400},
         ),
-        Measurement(f"4. peak RSS, same job with {small} images", "-", peaks[small], unit="MB"),
+        Measurement(f"4. peak RSS, same job with {large} images", "-", peaks[large], unit="MB"),
         Measurement(
-            "4. RSS growth per extra image (min of each)",
+            f"4. RSS growth per extra image, {target} -> {large} images (min of each)",
             "~0: bounded by the concurrency window",
             [growth],
             unit="MB",
-            extra={"note": f"{large - small} more images of {stored[large] / large / 1e6:.1f} MB each"},
+            extra={"note": f"{large - target} more images of {each_mb:.1f} MB each"},
         ),
     ]

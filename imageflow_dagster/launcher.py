@@ -18,6 +18,7 @@ Enable in dagster.yaml:
 """
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -34,6 +35,8 @@ from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_
 from imageflow_dagster.warm_worker import process_start_time
 
 WORKER_TAG = "imageflow/run_worker"  # "pid starttime" of the run's process
+# The first answer waits for the preloads (~2 s here); later ones for one fork (~10 ms).
+REPLY_TIMEOUT_S = 120
 
 
 class WarmRunLauncher(RunLauncher, ConfigurableClass):
@@ -78,13 +81,18 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
                 try:
                     self._worker.stdin.write(line + "\n")
                     self._worker.stdin.flush()
-                    reply = self._replies.readline().strip()
+                    reply = self._reply()
                 except (BrokenPipeError, OSError):
                     reply = ""
                 if reply:
                     return reply
                 self._stop_worker()
             raise RuntimeError("the warm run worker did not start the run")
+
+    def _reply(self) -> str:
+        """The worker's answer, or "" when it does not answer in time (it then gets replaced)."""
+        ready, _, _ = select.select([self._replies], [], [], REPLY_TIMEOUT_S)
+        return self._replies.readline().strip() if ready else ""
 
     def _start_worker(self) -> None:
         read_end, write_end = os.pipe()

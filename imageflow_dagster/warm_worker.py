@@ -20,6 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         _preload(entry)
     # Children are reaped by the kernel: the worker never waits on them, and a finished run leaves no zombie.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # A terminal's Ctrl-C reaches the whole process group; the worker ends with the daemon (end of stdin) instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with os.fdopen(args.reply_fd, "w", buffering=1) as replies:
         for line in sys.stdin:
             if line.strip():
@@ -43,6 +45,7 @@ def _fork_run(execute_run_args: str, reply_fd: int) -> int:
     code = 1
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the run's own subprocesses must be waitable
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # cancel interrupts the run (launcher.terminate)
         os.close(reply_fd)
         os.close(sys.stdin.fileno())
         code = _execute_run(execute_run_args)
