@@ -2,23 +2,20 @@
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import GROUP
+from imageflow_dagster.assets.common import job_asset
 from imageflow_dagster.flow.job_store import put_artifact
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import artifact_for
 from imageflow_dagster.models import Artifact
 from imageflow_dagster.models.pipeline import JobIdentity, StoredObject
-from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
-ARTIFACTS = dg.AssetSpec(
+ARTIFACTS = job_asset(
     "artifacts",
     deps=["s3_objects"],
     description="One artifacts-table row per S3 object. Ids derive from the job and the key, so a rerun updates "
     "the same rows instead of adding new ones.",
     kinds={"dynamodb"},
-    group_name=GROUP,
-    partitions_def=jobs_partitions,
 )
 
 

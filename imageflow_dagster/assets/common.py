@@ -8,12 +8,20 @@ import dagster as dg
 from imageflow_dagster.flow.errors import JobError
 from imageflow_dagster.flow.job_store import CLAIM_TAG, mark_failed
 from imageflow_dagster.models.pipeline import CallUsage
+from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError
 from imageflow_dagster.resources.openai_client import OpenAINotConfigured
 from imageflow_dagster.resources.s3 import StorageError
 
 GROUP = "imageflow"
 KINDS = {"openai", "s3", "dynamodb"}
+
+
+def job_asset(key: str, *, deps: list[str], description: str, kinds: set[str]) -> dg.AssetSpec:
+    """An asset written inside another op (`record_job`): in imageflow's group, one partition per job."""
+    return dg.AssetSpec(
+        key, deps=deps, description=description, kinds=kinds, group_name=GROUP, partitions_def=jobs_partitions
+    )
 
 
 def claim_id_of(context: dg.AssetExecutionContext) -> str:

@@ -5,26 +5,23 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import GROUP, usage_metadata
+from imageflow_dagster.assets.common import job_asset, usage_metadata
 from imageflow_dagster.flow.job_store import mark_completed, mark_failed
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE, images_of, step_outcome
 from imageflow_dagster.flow.records import execution_steps as build_execution_steps
 from imageflow_dagster.models import Artifact
 from imageflow_dagster.models.pipeline import GeneratedImage, JobPlan, StoredObject
-from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
 
 RECORDED_CHECK = "every_workflow_step_recorded"
 
-EXECUTION_STEPS = dg.AssetSpec(
+EXECUTION_STEPS = job_asset(
     "execution_steps",
     deps=["artifacts"],
     description="execution_steps.json (form submission + one entry per workflow step, seed shape) and the job's "
     "final status, completed or failed.",
     kinds={"s3", "dynamodb"},
-    group_name=GROUP,
-    partitions_def=jobs_partitions,
 )
 RECORDED_CHECK_SPEC = dg.AssetCheckSpec(
     RECORDED_CHECK,

@@ -2,24 +2,21 @@
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import GROUP, md_cell
+from imageflow_dagster.assets.common import job_asset, md_cell
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import images_of, step_output_document
 from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobPlan, StepPlan, StoredObject
-from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
 
 STORED_CHECK = "every_planned_image_stored"
 IMAGE_TYPES = set(CONTENT_TYPES.values())
 
-S3_OBJECTS = dg.AssetSpec(
+S3_OBJECTS = job_asset(
     "s3_objects",
     deps=["planned_prompts", "step_reports", "generated_images"],
     description="The job's objects in S3: its images (verified with HEAD) and each step's output file.",
     kinds={"s3"},
-    group_name=GROUP,
-    partitions_def=jobs_partitions,
 )
 STORED_CHECK_SPEC = dg.AssetCheckSpec(
     STORED_CHECK,
