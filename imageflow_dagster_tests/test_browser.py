@@ -52,6 +52,7 @@ def test_ui_shows_assets_and_loaded_images(dagster_ui):
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
         page.goto(f"{dagster_ui}/asset-groups/imageflow", wait_until="networkidle")
+        _dismiss_community_dialog(page)
         for name in ASSETS:
             page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "asset-graph.png"))
@@ -63,6 +64,7 @@ def test_ui_shows_assets_and_loaded_images(dagster_ui):
         images.first.wait_for(timeout=30_000)
         page.wait_for_function("() => Array.from(document.querySelectorAll(\"img[src*='/jobs/']\")).every(i => i.complete)")
         widths = page.evaluate("() => Array.from(document.querySelectorAll(\"img[src*='/jobs/']\")).map(i => i.naturalWidth)")
+        page.wait_for_timeout(600)  # the dialog fades in; a screenshot mid-fade shows the page through it
         page.screenshot(path=str(ARTIFACTS / "s3-objects-thumbnails.png"))
         browser.close()
     assert len(widths) == 5 and all(width > 0 for width in widths)
@@ -70,7 +72,9 @@ def test_ui_shows_assets_and_loaded_images(dagster_ui):
 
 def _dismiss_community_dialog(page) -> None:
     """Dagster shows a "Join the community" dialog on a first visit; it may open a moment after load."""
+    from playwright.sync_api import TimeoutError as NoDialog
+
     try:
         page.get_by_role("button", name="Skip").click(timeout=5_000)
-    except Exception:  # noqa: BLE001 - no dialog this time
+    except NoDialog:  # none this time (already dismissed in this browser)
         pass
