@@ -75,7 +75,7 @@ class WarmRunLauncher(RunLauncher, ConfigurableClass):
 
     def _fork(self, line: str) -> str:
         with self._lock:
-            for attempt in (1, 2):  # a worker that died (e.g. OOM-killed) is replaced once
+            for _ in range(2):  # a worker that died (e.g. OOM-killed) is replaced once
                 if self._worker is None or self._worker.poll() is not None:
                     self._start_worker()
                 try:

@@ -12,6 +12,7 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +50,8 @@ def _fork_run(execute_run_args: str, reply_fd: int) -> int:
         os.close(reply_fd)
         os.close(sys.stdin.fileno())
         code = _execute_run(execute_run_args)
+    except BaseException:  # os._exit below would swallow it: leave the reason in the run worker's stderr
+        traceback.print_exc()
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
