@@ -9,7 +9,7 @@ from datetime import datetime
 import dagster as dg
 
 from imageflow_dagster.flow.errors import BadRecordError
-from imageflow_dagster.flow.job_queue import QueueCursor, resume_after, waiting_jobs
+from imageflow_dagster.flow.job_queue import QueueCursor, advance, waiting_jobs
 from imageflow_dagster.flow.job_store import (
     CLAIM_ID,
     CLAIM_TAG,
@@ -54,17 +54,14 @@ def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: Dynamo
     cursor = QueueCursor.parse(context.cursor)
     tick = TickPlan(run_requests=[])
     for status in settings.claim_statuses:
-        start = cursor.after.get(status)
-        jobs = waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK)
-        for position, job in enumerate(jobs):
+        batch = waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK)
+        considered = 0
+        for job in batch.jobs:
             if len(tick.run_requests) >= settings.sensor_max_runs_per_tick:
-                # The next tick starts with this job: right after the last one considered here.
-                if position:
-                    resume_after(cursor, status, jobs[position - 1], index)
-                else:
-                    cursor.after[status] = start
                 break
             _consider(context, dynamodb, settings, job, tick)
+            considered += 1
+        advance(cursor, batch, considered, index)
     keys = list(dict.fromkeys(r.partition_key for r in tick.run_requests))
     context.log.info(f"{len(keys)} run(s) requested, {tick.failed_jobs} bad job(s) failed, {tick.skipped} skipped")
     return dg.SensorResult(

@@ -71,7 +71,7 @@ def test_many_jobs_drain_over_ticks(pipeline, db, sensor_instance, monkeypatch):
 def test_per_tick_run_limit_continues_in_creation_order(pipeline, db, sensor_instance, monkeypatch):
     monkeypatch.setenv("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", "3")
     submit(pipeline, 7)
-    index_order = [j["job_id"] for j in waiting_jobs(db, "processing", "gsi_status_created", QueueCursor(), 100)]
+    index_order = [j["job_id"] for j in waiting_jobs(db, "processing", "gsi_status_created", QueueCursor(), 100).jobs]
     jobs = index_order  # oldest first, as the status index returns them
     batches, cursor = [], None
     for _ in range(3):

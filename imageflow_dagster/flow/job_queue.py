@@ -34,10 +34,17 @@ class QueueCursor:
         return json.dumps({"after": self.after}, sort_keys=True)
 
 
+@dataclass
+class WaitingJobs:
+    status: str
+    jobs: list[dict[str, Any]]
+    next_start: dict | None  # where to continue once every job here was considered; None: a new pass
+
+
 def waiting_jobs(
     db: DynamoDBResource, status: str, index: str | None, cursor: QueueCursor, max_items: int
-) -> list[dict[str, Any]]:
-    """Up to `max_items` jobs in `status`, continuing from the cursor, which is advanced in place."""
+) -> WaitingJobs:
+    """Up to `max_items` jobs in `status`, continuing from the cursor (unchanged: see `advance`)."""
     found: list[dict[str, Any]] = []
     start = cursor.after.get(status)
     while len(found) < max_items:
@@ -47,16 +54,23 @@ def waiting_jobs(
             start = None  # end of the index: the next tick starts a new pass
             break
         start = last_key
-    cursor.after[status] = start
-    return found
+    return WaitingJobs(status, found, start)
 
 
-def resume_after(cursor: QueueCursor, status: str, item: dict[str, Any], index: str | None) -> None:
-    """Continue the next tick right after `item` (when a tick stops early, e.g. at its run limit)."""
+def advance(cursor: QueueCursor, batch: WaitingJobs, considered: int, index: str | None) -> None:
+    """Move the cursor past the first `considered` jobs of `batch`: a tick that stops early (at its run limit)
+    leaves the rest for the next tick, which starts with the first job it did not consider."""
+    if considered >= len(batch.jobs):
+        cursor.after[batch.status] = batch.next_start
+    elif considered:
+        cursor.after[batch.status] = _start_after(batch.jobs[considered - 1], index)
+
+
+def _start_after(item: dict[str, Any], index: str | None) -> dict:
     key = {"job_id": item["job_id"]}
     if index:
         key.update(status=item["status"], created_at=item.get("created_at", ""))
-    cursor.after[status] = {name: _serializer.serialize(value) for name, value in key.items()}
+    return {name: _serializer.serialize(value) for name, value in key.items()}
 
 
 def _page(
