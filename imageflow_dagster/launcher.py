@@ -32,7 +32,7 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
-from imageflow_dagster.warm_worker import process_start_time
+from imageflow_dagster.warm_worker import process_state
 
 WORKER_TAG = "imageflow/run_worker"  # "pid starttime" of the run's process
 # The first answer waits for the preloads (~2 s here); later ones for one fork (~10 ms).
@@ -143,8 +143,7 @@ def _alive(worker: str) -> bool:
     """The very process recorded for the run is running (same pid, same start time, not a zombie)."""
     try:
         pid, started = worker.split()
-        with open(f"/proc/{pid}/stat") as stat:
-            state = stat.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, ValueError):
+        state = process_state(int(pid))
+    except ValueError:
         return False
-    return state != "Z" and process_start_time(int(pid)) == started
+    return state is not None and state[0] != "Z" and state[1] == started

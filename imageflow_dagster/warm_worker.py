@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in sys.stdin:
             if line.strip():
                 pid = _fork_run(line.strip(), replies.fileno())
-                replies.write(f"{pid} {process_start_time(pid)}\n")
+                state = process_state(pid)
+                replies.write(f"{pid} {state[1] if state else '?'}\n")
     return 0
 
 
@@ -74,14 +75,15 @@ def _execute_run(execute_run_args: str) -> int:
             )
 
 
-def process_start_time(pid: int) -> str:
-    """The kernel's start time of `pid` (clock ticks since boot): with the pid, it names one process, even after
-    the pid number is reused."""
+def process_state(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of `pid` from /proc, or None when it is gone. The start time (clock ticks since boot)
+    with the pid names one process, even after the pid number is reused."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[19]
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return fields[0], fields[19]
     except (OSError, IndexError):
-        return "?"
+        return None
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
