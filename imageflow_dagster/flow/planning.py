@@ -51,11 +51,12 @@ def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
     fields = ctx.labeled_submission(inputs.submission, inputs.form)
     plans: dict[int, StepPlan] = {}
     steps = inputs.workflow.steps
-    for wave in waves(inputs.dependencies, steps):
+    order = waves(inputs.dependencies, steps)
+    for wave in order:
         plan_one = lambda i: _plan_step(identity, fields, i, steps[i], inputs.dependencies[i], plans, tools)  # noqa: E731
         for plan in each(plan_one, wave, workers=len(wave), name="imageflow-plan"):
             plans[plan.index] = plan
-    ordered = [plans[i] for wave in waves(inputs.dependencies, steps) for i in wave]
+    ordered = [plans[i] for wave in order for i in wave]
     return JobPlan(job=identity, submission_fields=fields, steps=ordered, started_at=started_at)
 
 
