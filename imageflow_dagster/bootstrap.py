@@ -35,6 +35,8 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         TableSpec(t.submissions, "submission_id", {"gsi_tenant_created": ("tenant_id", "created_at")}),
         TableSpec(t.artifacts, "artifact_id", {"gsi_job_id": ("job_id", None), "gsi_tenant_type": ("tenant_id", "artifact_type")}),
         TableSpec(t.usage_records, "usage_id", {"gsi_tenant_date": ("tenant_id", "created_at")}),
+        # imageflow's own: the account-wide OpenAI rate budgets (resources/rate_budget.py)
+        TableSpec(settings.rate_limits_table, "budget"),
     ]
 
 

@@ -19,6 +19,16 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_float(name: str, default: float | None) -> float | None:
+    raw = os.getenv(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in _env(name, default).split(",") if part.strip())
 
@@ -47,6 +57,11 @@ class Settings:
     image_concurrency: int
     openai_timeout_s: float
     openai_max_retries: int
+    images_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    rate_limit_wait_s: float = 1800.0
+    rate_limits_table: str = "imageflow-rate-limits"
+    rate_limits_file: str | None = None
     claim_statuses: tuple[str, ...] = field(default=("processing",))
     jobs_status_index: str = "gsi_status_created"
     sensor_max_runs_per_tick: int = 50
@@ -70,11 +85,16 @@ class Settings:
             aws_endpoint_url=os.getenv("AWS_ENDPOINT_URL") or None,
             openai_base_url=os.getenv("OPENAI_BASE_URL") or None,
             default_text_model=_env("IMAGEFLOW_DEFAULT_TEXT_MODEL", "gpt-5.2"),
-            default_image_model=_env("IMAGEFLOW_DEFAULT_IMAGE_MODEL", "gpt-image-1.5"),
+            default_image_model=_env("IMAGEFLOW_DEFAULT_IMAGE_MODEL", "gpt-image-2.6-sunburst"),
             max_images_per_step=_env_int("IMAGEFLOW_MAX_IMAGES_PER_STEP", 12),
             image_concurrency=_env_int("IMAGEFLOW_IMAGE_CONCURRENCY", 8),
             openai_timeout_s=float(_env("IMAGEFLOW_OPENAI_TIMEOUT_S", "600")),
             openai_max_retries=_env_int("IMAGEFLOW_OPENAI_MAX_RETRIES", 2),
+            images_per_minute=_env_float("IMAGEFLOW_IMAGES_PER_MINUTE", None),
+            tokens_per_minute=_env_float("IMAGEFLOW_TOKENS_PER_MINUTE", None),
+            rate_limit_wait_s=_env_float("IMAGEFLOW_RATE_LIMIT_WAIT_S", 1800.0),
+            rate_limits_table=_env("IMAGEFLOW_RATE_LIMITS_TABLE", "imageflow-rate-limits"),
+            rate_limits_file=os.getenv("IMAGEFLOW_RATE_LIMITS_FILE") or None,
             claim_statuses=_env_list("IMAGEFLOW_CLAIM_STATUSES", "processing"),
             # Set but empty means "this jobs table has no status index": the sensor scans instead.
             jobs_status_index=os.getenv("IMAGEFLOW_JOBS_STATUS_INDEX", "gsi_status_created"),

@@ -65,7 +65,14 @@ def settings(moto_endpoint: str, openai_server: LocalOpenAIServer) -> Settings:
     request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request).read()
     openai_server.reset()
-    openai_server.configure(image_latency_s=0.0, response_latency_s=0.0, image_payload="small")
+    openai_server.configure(
+        image_latency_s=0.0,
+        response_latency_s=0.0,
+        image_payload="small",
+        images_per_minute=0,
+        shut_down_models=[],
+        quota_exhausted=False,
+    )
     settings = Settings.from_env()
     bootstrap(settings)
     return settings

@@ -28,6 +28,7 @@ def server():
 def client(server):
     server.reset()
     server.configure(image_latency_s=0.0, response_latency_s=0.0, timeout_fault_s=5.0)
+    server.configure(images_per_minute=0, shut_down_models=[], quota_exhausted=False)
     with openai.OpenAI(api_key="test-key", base_url=server.base_url, _strict_response_validation=True, max_retries=2) as sdk:
         yield sdk
 
@@ -171,7 +172,15 @@ def test_control_api_over_http(server, client):
     control.reset()
     control.configure(image_latency_s=0.01)
     control.add_fault(endpoint="images", match="control-q", fault="500", times=1)
-    assert control.stats() == {"images": 0, "responses": 0, "attempts": 0, "faults": {}}
+    assert control.stats() == {
+        "images": 0,
+        "responses": 0,
+        "attempts": 0,
+        "faults": {},
+        "rate_limited": 0,
+        "quota_rejected": 0,
+        "model_not_found": 0,
+    }
     statuses = lambda: [r["status"] for r in control.requests("images") if r["prompt"] == "control-q"]  # noqa: E731
     client.images.generate(model="gpt-image-1.5", prompt="control-q")
     assert statuses() == [500, 200]
@@ -189,6 +198,191 @@ def test_cli_serves_and_stops_on_sigterm():
         base_url = process.stdout.readline().strip()
         assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
         assert json.loads(urllib.request.urlopen(base_url.removesuffix("/v1") + "/_local/stats").read())["images"] == 0
+    finally:
+        process.terminate()
+        assert process.wait(timeout=10) == 0
+
+
+# ---------------------------------------------------------------- account limits and per-model validation
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def limited():
+    """A server limited to 30 images per minute on a fake clock, and a client that does not retry."""
+    clock = FakeClock()
+    with LocalOpenAIServer(images_per_minute=30, clock=clock) as running:
+        with openai.OpenAI(api_key="k", base_url=running.base_url, max_retries=0, _strict_response_validation=True) as sdk:
+            yield running, sdk, clock
+
+
+def _draw(sdk: openai.OpenAI, model: str = "gpt-image-1.5", **params):
+    return sdk.images.with_raw_response.generate(model=model, prompt="p", quality="low", **params)
+
+
+def _tool_call(sdk: openai.OpenAI, main_model: str = "gpt-5.2", **tool):
+    tool = {"type": "image_generation", "size": "1024x1024", **tool}
+    return sdk.responses.create(model=main_model, input="draw", tools=[tool], tool_choice={"type": "image_generation"})
+
+
+def test_bucket_allows_capacity_then_refills_with_the_clock(limited):
+    server, sdk, clock = limited
+    first = _draw(sdk)
+    assert first.headers["x-ratelimit-limit-images"] == "30"
+    assert first.headers["x-ratelimit-remaining-images"] == "29"
+    assert first.headers["x-ratelimit-reset-images"] == "2s"  # one image back at 0.5 per second
+    _draw(sdk, n=10)
+    _tool_call(sdk)  # an image tool call counts as one image
+    sdk.responses.create(model="gpt-5.2", input="no tool, no budget")
+    for _ in range(18):
+        _draw(sdk)
+    with pytest.raises(openai.RateLimitError) as raised:  # 30 taken: the 31st is refused
+        _draw(sdk)
+    assert raised.value.code == "rate_limit_exceeded" and raised.value.type == "images"
+    clock.now += 60 / 30
+    _draw(sdk)
+    with pytest.raises(openai.RateLimitError):
+        _tool_call(sdk)
+    assert server.stats()["rate_limited"] == 2 and server.stats()["images"] == 21
+
+
+def test_rate_limit_429_has_openais_body_and_headers(limited):
+    server, sdk, clock = limited
+    _draw(sdk, n=10)
+    _draw(sdk, n=10)
+    _draw(sdk, n=10)
+    clock.now += 1.234  # 0.617 images back: 0.383 missing at 0.5 per second
+    with pytest.raises(openai.RateLimitError) as raised:
+        _draw(sdk)
+    error = raised.value
+    assert error.body == {
+        "message": "Rate limit reached for gpt-image-1.5 in organization org-local on images per minute (IPM): "
+        "Limit 30, Used 30, Requested 1. Please try again in 766ms. "
+        "Visit https://platform.openai.com/account/rate-limits to learn more.",
+        "type": "images",
+        "param": None,
+        "code": "rate_limit_exceeded",
+    }
+    headers = error.response.headers
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("1", "766")
+    assert headers["x-ratelimit-limit-images"] == "30" and headers["x-ratelimit-remaining-images"] == "0"
+    assert headers["x-ratelimit-reset-images"] == "58.766s"
+    with pytest.raises(openai.RateLimitError) as raised:
+        _draw(sdk, n=3)
+    assert "Requested 3. Please try again in 4.766s." in raised.value.message
+    assert raised.value.response.headers["retry-after"] == "5"
+    server.reset()  # refills the bucket
+    assert _draw(sdk, n=10).headers["x-ratelimit-remaining-images"] == "20"
+
+
+def test_shut_down_models_answer_404_before_the_rate_limit(limited):
+    server, sdk, _ = limited
+    server.configure(images_per_minute=1, shut_down_models=["gpt-image-1", "gpt-4o-old"])
+    with pytest.raises(openai.NotFoundError) as raised:
+        _draw(sdk, model="gpt-image-1")
+    assert raised.value.code == "model_not_found" and raised.value.param == "model"
+    assert raised.value.body["message"].startswith("The model `gpt-image-1` has been deprecated and is no longer available.")
+    with pytest.raises(openai.NotFoundError) as raised:
+        _tool_call(sdk, main_model="gpt-4o-old")
+    assert raised.value.code == "model_not_found"
+    with pytest.raises(openai.NotFoundError) as raised:
+        _tool_call(sdk, model="gpt-image-1")
+    assert raised.value.code == "model_not_found" and "`gpt-image-1`" in raised.value.message
+    with pytest.raises(openai.RateLimitError) as raised:  # more than the bucket holds: waiting will not help
+        _draw(sdk, n=2)
+    assert raised.value.body["message"].startswith("Request too large for gpt-image-1.5 in organization org-local")
+    assert "retry-after" not in raised.value.response.headers
+    assert _draw(sdk).headers["x-ratelimit-remaining-images"] == "0"  # the 404s took nothing
+    assert (server.stats()["model_not_found"], server.stats()["rate_limited"]) == (3, 1)
+
+
+def test_exhausted_quota_refuses_every_call(limited):
+    server, sdk, _ = limited
+    server.configure(quota_exhausted=True)
+    for call in (lambda: _draw(sdk), lambda: _tool_call(sdk), lambda: sdk.responses.create(model="gpt-5.2", input="x")):
+        with pytest.raises(openai.RateLimitError) as raised:
+            call()
+        assert (raised.value.code, raised.value.type) == ("insufficient_quota", "insufficient_quota")
+        assert "retry-after" not in raised.value.response.headers
+        assert "retry-after-ms" not in raised.value.response.headers
+    assert raised.value.body["message"].startswith("You exceeded your current quota, please check your plan and billing details.")
+    assert server.stats()["quota_rejected"] == 3 and server.stats()["rate_limited"] == 0
+    server.configure(quota_exhausted=False)
+    assert _draw(sdk).headers["x-ratelimit-remaining-images"] == "29"
+
+
+def test_gpt_image_2_custom_size(client):
+    result = client.images.generate(model="gpt-image-2.6-sunburst", prompt="wide", size="2048x1152", quality="low")
+    assert _image(result.data[0].b64_json).size == (2048, 1152) and result.size == "2048x1152"
+    assert result.usage.output_tokens == round(272 * 2048 * 1152 / (1024 * 1024))
+    tool = _tool_call(client, size="1152x2048", model="gpt-image-2.5-flare", quality="xhigh")
+    call = next(item for item in tool.output if item.type == "image_generation_call")
+    assert _image(call.result).size == (1152, 2048) and call.quality == "xhigh"
+
+
+@pytest.mark.parametrize(
+    ("model", "params", "param", "message"),
+    [
+        ("gpt-image-2", {"size": "1000x1000"}, "size", "Width and height must both be divisible by 16."),
+        ("gpt-image-1.5", {"size": "2048x1152"}, "size", "Invalid value: '2048x1152'. Supported values are: "),
+        ("gpt-image-2.6-sunburst", {"size": "4000x400"}, "size", "aspect ratio"),
+        ("gpt-image-2.6-sunburst", {"size": "3840x2560"}, "size", "at most 8294400 pixels"),
+        ("gpt-image-2.6-flare", {"quality": "xhigh"}, "quality", "Invalid value: 'xhigh'."),
+        ("gpt-image-1-mini", {"quality": "max"}, "quality", "Invalid value: 'max'."),
+    ],
+)
+def test_sizes_and_qualities_are_checked_per_model(client, model, params, param, message):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.generate(model=model, prompt="p", **params)
+    assert raised.value.param == param and raised.value.code == "invalid_value" and message in raised.value.message
+    with pytest.raises(openai.BadRequestError) as raised:
+        _tool_call(client, model=model, **params)
+    assert raised.value.param == param
+
+
+def test_limits_over_the_http_control_api(server, client):
+    control = OpenAIServerControl(server.base_url)
+    control.reset()
+    control.configure(images_per_minute=1, shut_down_models=["gpt-image-1-mini"])
+    try:
+        with openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0) as sdk:
+            with pytest.raises(openai.NotFoundError):
+                _draw(sdk, model="gpt-image-1-mini")
+            assert _draw(sdk).headers["x-ratelimit-remaining-images"] == "0"
+            with pytest.raises(openai.RateLimitError) as raised:  # a full minute before the next image
+                _draw(sdk)
+        assert int(raised.value.response.headers["retry-after"]) > 1
+        stats = control.stats()
+        assert (stats["images"], stats["rate_limited"], stats["model_not_found"]) == (1, 1, 1)
+        with pytest.raises(ValueError, match="images_per_minute"):
+            control.configure(images_per_minute=-1)
+    finally:
+        control.configure(images_per_minute=0, shut_down_models=[])
+
+
+def test_cli_flags_set_the_limits():
+    flags = ["--images-per-minute", "1", "--shut-down-models", "gpt-image-1,gpt-image-1-mini", "--quota-exhausted"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imageflow_dagster.local.openai_server", "--port", "0", *flags], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        base_url = process.stdout.readline().strip()
+        with openai.OpenAI(api_key="k", base_url=base_url, max_retries=0) as sdk:
+            with pytest.raises(openai.RateLimitError) as raised:
+                _draw(sdk)
+            assert raised.value.code == "insufficient_quota"
+            OpenAIServerControl(base_url).configure(quota_exhausted=False)
+            with pytest.raises(openai.NotFoundError):
+                _draw(sdk, model="gpt-image-1-mini")
+            assert _draw(sdk).headers["x-ratelimit-limit-images"] == "1"
+            with pytest.raises(openai.RateLimitError) as raised:
+                _draw(sdk)
+            assert raised.value.code == "rate_limit_exceeded"
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0

@@ -214,7 +214,7 @@ def test_moderation_on_every_prompt_fails_the_step(pipeline):
 
 def test_500_outliving_retries_fails_job_and_rerun_makes_only_the_missing_image(pipeline, settings, s3_client, openai_server):
     job = pipeline.submit(single_image_workflow("Create 3 brand images."))
-    openai_server.add_fault(endpoint="images", match="image 2 of 3", fault="500", times=3)  # 1 try + 2 SDK retries
+    openai_server.add_fault(endpoint="images", match="image 2 of 3", fault="500", times=3)  # 1 try + 2 retries
     assert not pipeline.run(job.job_id).success
 
     row = pipeline.job(job.job_id)
@@ -226,7 +226,7 @@ def test_500_outliving_retries_fails_job_and_rerun_makes_only_the_missing_image(
     assert len(kept) == 2
     assert sorted(a["s3_key"] for a in pipeline.artifacts(job.job_id) if a["artifact_type"] == "image") == kept
     failed_entries = [r for r in openai_server.requests("images") if "image 2 of 3" in r["prompt"]]
-    assert [r["retry_count"] for r in failed_entries] == [0, 1, 2]
+    assert len(failed_entries) == 3  # IMAGEFLOW_OPENAI_MAX_RETRIES=2 retries of a 500, then the image fails
 
     openai_server.reset()
     assert pipeline.run(job.job_id).success

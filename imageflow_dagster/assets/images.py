@@ -49,14 +49,18 @@ def _record_usage(context: dg.AssetExecutionContext, db: DynamoDBResource, plan:
 def _metadata(images: list[GeneratedImage]) -> dict:
     counts = {o: sum(1 for g in images if g.outcome == o) for o in ("generated", "reused", "blocked", "failed")}
     latencies = [g.latency_s for g in images if g.outcome == "generated"]
-    rows = ["| step | image | outcome | bytes | latency s | cost USD | note |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| step | image | outcome | model | bytes | latency s | rate-limit wait s | 429s | cost USD | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for g in images:
         cost = g.usage.cost_usd if g.usage else 0
         note = md_cell(g.error or (f"converted from {g.converted_from}" if g.converted_from else ""), 120)
         rows.append(
-            f"| {g.request.step_index + 1} | {md_cell(g.request.label, 40)} | {g.outcome} | {g.size_bytes} "
-            f"| {g.latency_s} | {cost:.4f} | {note} |"
+            f"| {g.request.step_index + 1} | {md_cell(g.request.label, 40)} | {g.outcome} | {g.model or g.request.model} "
+            f"| {g.size_bytes} | {g.latency_s} | {g.rate_limit_wait_s} | {g.rate_limited} | {cost:.4f} | {note} |"
         )
+    replacements = list({tuple(r.items()): r for g in images for r in g.replacements}.values())
     return {
         "images": len(images),
         **{f"images_{outcome}": n for outcome, n in counts.items()},
@@ -67,5 +71,8 @@ def _metadata(images: list[GeneratedImage]) -> dict:
             [{"label": g.request.label, "prompt": g.request.prompt[:300], "reason": g.error} for g in images if g.outcome == "blocked"]
         ),
         "outcomes": dg.MetadataValue.md("\n".join(rows)),
+        "rate_limit_wait_s": round(sum(g.rate_limit_wait_s for g in images), 3),
+        "rate_limited_429s": sum(g.rate_limited for g in images),
+        "model_replacements": dg.MetadataValue.json(replacements),
         **usage_metadata([g.usage for g in images if g.usage], images=counts["generated"]),
     }

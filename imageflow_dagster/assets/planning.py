@@ -89,6 +89,11 @@ def _plan_metadata(plan: JobPlan) -> dict:
         "failed_steps": dg.MetadataValue.json([_step_summary(s) for s in plan.steps if s.status != "ok"]),
         "plan": dg.MetadataValue.md("\n".join(rows)),
         "steps_detail": dg.MetadataValue.json([_step_summary(s) for s in plan.steps]),
+        "model_replacements": dg.MetadataValue.json(
+            [{"step": s.number, **r} for s in plan.steps for r in s.replacements]
+        ),
+        "rate_limit_wait_s": round(sum(s.rate_limit_wait_s for s in plan.steps), 3),
+        "rate_limited_429s": sum(s.rate_limited for s in plan.steps),
         **usage_metadata([s.usage for s in plan.steps if s.usage]),
     }
 
@@ -99,12 +104,14 @@ def _step_summary(step: StepPlan) -> dict:
         "name": step.name,
         "kind": step.kind,
         "model": step.model,
+        "requested_model": step.requested_model,
         "status": step.status,
         "duration_ms": step.duration_ms,
         "replayed": step.replayed,
     }
     if step.kind == "image":
-        summary.update(image_model=step.image_model, path=step.image_path, fallback=step.planner_fallback)
+        summary.update(image_model=step.image_model, requested_image_model=step.requested_image_model)
+        summary.update(path=step.image_path, fallback=step.planner_fallback)
         summary["images"] = [{"label": r.label, "prompt": r.prompt[:300]} for r in step.requests]
     if step.error:
         summary["error"] = step.error

@@ -10,13 +10,16 @@ from dataclasses import dataclass
 
 import openai
 
+from imageflow_dagster.flow.image_params import ImageConfigError
 from imageflow_dagster.flow.image_data import CONTENT_TYPES, InvalidImageData, decode_base64, read_image
 from imageflow_dagster.flow.parallel import each
+from imageflow_dagster.lifecycle import ModelRetired
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.models.pipeline import CallUsage, GeneratedImage, ImageRequest, JobPlan
 from imageflow_dagster.resources.openai_client import (
     MARK_BASE64,
     MARK_CONVERTED,
+    CallOutcome,
     OpenAIResource,
     api_error_text,
     is_moderation_block,
@@ -61,9 +64,11 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
     tools.progress.say(number, f"Generating image {request.index}/{total}: {request.label}", "generating")
     started = time.monotonic()
     usage = None  # an invalid payload was still billed; keep its usage
+    waiting = f"Waiting for the OpenAI rate limit: image {request.index}/{total} ({request.label})"
+    on_wait = lambda _s: tools.progress.say(number, waiting, "generating")  # noqa: E731
     try:
-        b64, usage, attempts = _render(request, tools, where)
-        tools.log.info(f"{MARK_BASE64} {where} attempts={attempts}")
+        b64, usage, answer = _render(request, tools, where, on_wait)
+        tools.log.info(f"{MARK_BASE64} {where} attempts={answer.attempts} rate_limited={answer.rate_limited}")
         image = read_image(decode_base64(b64), request.output_format, request.api_params.get("output_compression"))
     except _Blocked as exc:
         return _failure(request, "blocked", str(exc), "ModerationBlocked", started, tools, where)
@@ -73,6 +78,8 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
         return _failure(request, "failed", api_error_text(exc), type(exc).__name__, started, tools, where)
     except InvalidImageData as exc:
         return _failure(request, "failed", str(exc), "InvalidImageData", started, tools, where, usage=usage)
+    except (ModelRetired, ImageConfigError) as exc:
+        return _failure(request, "failed", str(exc), type(exc).__name__, started, tools, where)
     tools.s3.put_once(request.key, image.data, CONTENT_TYPES[image.format])
     tools.log.info(f"{MARK_CONVERTED} {where} url={request.url}")
     tools.progress.say(number, f"Generated image {request.index}/{total}: {request.label}", "generating")
@@ -86,13 +93,19 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
         converted_from=image.converted_from,
         usage=usage,
         latency_s=round(time.monotonic() - started, 3),
+        model=answer.model,
+        replacements=answer.replacements,
+        rate_limited=answer.rate_limited,
+        rate_limit_wait_s=answer.rate_limit_wait_s,
     )
 
 
-def _render(request: ImageRequest, tools: GenerationTools, where: str) -> tuple[str | None, CallUsage, int]:
+def _render(request: ImageRequest, tools: GenerationTools, where: str, on_wait) -> tuple[str | None, CallUsage, CallOutcome]:
     if request.path == "images_api":
-        result = tools.openai.generate_image(model=request.model, prompt=request.prompt, params=request.api_params)
-        return result.b64, result.usage, result.attempts
+        result = tools.openai.generate_image(
+            model=request.model, prompt=request.prompt, params=request.api_params, log=tools.log, where=where, on_wait=on_wait
+        )
+        return result.b64, result.usage, result
     response = tools.openai.respond(
         log=tools.log,
         where=f"{where} purpose=image_tool",
@@ -101,6 +114,7 @@ def _render(request: ImageRequest, tools: GenerationTools, where: str) -> tuple[
         input_text=request.prompt,
         tools=[request.api_params],
         tool_choice={"type": "image_generation"},
+        on_wait=on_wait,
     )
     usage = response.usage.plus(response.tool_image_usage) if response.tool_image_usage else response.usage
     call = next((i for i in response.tool_images if i.status == "completed" and i.b64), None)
@@ -110,7 +124,7 @@ def _render(request: ImageRequest, tools: GenerationTools, where: str) -> tuple[
             raise _Blocked(failed.error_message or failed.error_code)
         reason = failed.error_message if failed else (response.error or "the model returned no image_generation_call")
         raise InvalidImageData(reason)
-    return call.b64, usage, 1
+    return call.b64, usage, response.model_copy(update={"model": response.image_model or response.model})
 
 
 def _failure(request, outcome, reason, error_type, started, tools, where, usage=None) -> GeneratedImage:

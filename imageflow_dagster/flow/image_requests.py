@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from imageflow_dagster.flow.image_data import EXTENSIONS
+from imageflow_dagster.flow.image_params import fit_image_params
 from imageflow_dagster.ids import short_hash
 from imageflow_dagster.models.pipeline import ImageRequest, JobIdentity
 from imageflow_dagster.models.workflow import AUTO, ImageToolConfig
@@ -32,7 +33,7 @@ def images_api_params(tool: ImageToolConfig) -> dict[str, Any]:
 
 def image_tool_param(tool: ImageToolConfig, model: str) -> dict[str, Any]:
     """The `image_generation` tool definition for the Responses path."""
-    return {"type": "image_generation", "model": model, **images_api_params(tool)}
+    return {"type": "image_generation", "model": model, **fit_image_params(model, images_api_params(tool))}
 
 
 def image_key(job: JobIdentity, step_number: int, index: int, request_hash: str, output_format: str) -> str:
@@ -53,7 +54,7 @@ def build_image_request(
     responses_instructions: str | None = None,
 ) -> ImageRequest:
     path = "responses_tool" if responses_model else "images_api"
-    params = image_tool_param(tool, model) if responses_model else images_api_params(tool)
+    params = image_tool_param(tool, model) if responses_model else fit_image_params(model, images_api_params(tool))
     request_hash = short_hash(
         model, prompt, json.dumps(params, sort_keys=True), responses_model or "", responses_instructions or ""
     )

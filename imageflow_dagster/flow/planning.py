@@ -13,13 +13,15 @@ import openai
 
 from imageflow_dagster.flow import context as ctx
 from imageflow_dagster.flow import planner
-from imageflow_dagster.flow.image_requests import build_image_request
+from imageflow_dagster.flow.image_params import ImageConfigError, fit_image_params
+from imageflow_dagster.flow.image_requests import build_image_request, images_api_params
 from imageflow_dagster.flow.loading import JobInputs
 from imageflow_dagster.flow.ordering import waves
 from imageflow_dagster.flow.parallel import each
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.flow.response_cache import ResponseCache
 from imageflow_dagster.ids import short_hash, utc_now_iso
+from imageflow_dagster.lifecycle import ModelRetired
 from imageflow_dagster.models.pipeline import CallUsage, JobIdentity, JobPlan, StepPlan
 from imageflow_dagster.models.workflow import ImageToolConfig, WorkflowStep
 from imageflow_dagster.resources.openai_client import OpenAIResource, ResponseResult, api_error_text
@@ -71,12 +73,14 @@ def _plan_step(
 ) -> StepPlan:
     started = time.monotonic()
     tool = step.image_tool()
+    requested = step.model or tools.openai.default_text_model
     plan = StepPlan(
         index=index,
         number=index + 1,
         name=step.step_name,
         kind="image" if tool else "text",
-        model=step.model or tools.openai.default_text_model,
+        model=requested,
+        requested_model=requested,
         instructions=step.instructions,
         depends_on=deps,
         started_at=utc_now_iso(),
@@ -87,6 +91,7 @@ def _plan_step(
     plan.context = ctx.step_context(fields, [_dependency_block(done[d]) for d in deps])
     where = f"job={job.job_id} step={plan.number} ({plan.name})"
     try:
+        plan.model = _in_service(plan, plan.model, tools)
         if tool is None:
             _run_text_step(plan, step, tools, where)
         else:
@@ -94,8 +99,28 @@ def _plan_step(
     except openai.OpenAIError as exc:
         plan.status, plan.error, plan.error_type = "failed", api_error_text(exc), type(exc).__name__
         tools.log.error(f"planning failed {where}: {plan.error}")
+    except (ModelRetired, ImageConfigError) as exc:
+        plan.status, plan.error, plan.error_type = "failed", str(exc), type(exc).__name__
+        tools.log.error(f"planning failed {where}: {plan.error}")
     plan.duration_ms = int((time.monotonic() - started) * 1000)
     return plan
+
+
+def _in_service(plan: StepPlan, model: str, tools: PlanningTools) -> str:
+    """`model`, or its successor once it is past its shutdown date; the swap is listed on the plan."""
+    used, replacements = tools.openai.model_in_service(model)
+    plan.replacements += replacements
+    return used
+
+
+def _took(plan: StepPlan, result: ResponseResult) -> None:
+    """Keep what the call reports: the model that answered (a successor after a 404), waits and 429s."""
+    plan.usage, plan.replayed = result.usage, result.replayed
+    plan.model = result.model or plan.model
+    if not result.replayed:
+        plan.replacements += [r for r in result.replacements if r not in plan.replacements]
+        plan.rate_limited += result.rate_limited
+        plan.rate_limit_wait_s = round(plan.rate_limit_wait_s + result.rate_limit_wait_s, 3)
 
 
 def _not_run(plan: StepPlan, failed: StepPlan) -> StepPlan:
@@ -124,8 +149,9 @@ def _run_text_step(plan: StepPlan, step: WorkflowStep, tools: PlanningTools, whe
         tools=step.text_tools() or None,
         reasoning_effort=step.reasoning_effort,
         max_output_tokens=step.max_output_tokens,
+        on_wait=_waiting(plan, tools, "streaming"),
     )
-    plan.usage, plan.replayed = result.usage, result.replayed
+    _took(plan, result)
     if result.status not in (None, "completed") or not result.text.strip():
         plan.status, plan.error_type = "failed", "EmptyOutput"
         plan.error = result.error or f"the model returned no text (status {result.status})"
@@ -134,8 +160,10 @@ def _run_text_step(plan: StepPlan, step: WorkflowStep, tools: PlanningTools, whe
 
 
 def _plan_image_step(job: JobIdentity, plan: StepPlan, tool: ImageToolConfig, tools: PlanningTools, where: str) -> None:
-    image_model = tool.model or tools.openai.default_image_model
+    plan.requested_image_model = tool.model or tools.openai.default_image_model
+    image_model = _in_service(plan, plan.requested_image_model, tools)
     plan.image_model, plan.image_config = image_model, tool.seed_config()
+    fit_image_params(image_model, images_api_params(tool))  # an impossible config fails before any call
     if not image_model.startswith("gpt-image"):
         plan.image_path = "responses_tool"
         plan.requests = [
@@ -183,8 +211,10 @@ def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[pl
         instructions=planner.planner_instructions(limit),
         input_text=planner.planner_input(plan.name, instructions, plan.context),
         text_format=planner.PLAN_SCHEMA,
+        on_wait=_waiting(plan, tools, "planning"),
     )
-    plan.usage, plan.replayed, plan.planner_raw = result.usage, result.replayed, result.text[:4000]
+    _took(plan, result)
+    plan.planner_raw = result.text[:4000]
     images = planner.parse_plan(result.text, limit)
     if not images:
         tools.log.warning(f"planner returned no valid prompts {where}; using the fallback prompt")
@@ -193,16 +223,22 @@ def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[pl
     return images
 
 
-def _cached_respond(kit: PlanningTools, *, where: str, **request) -> ResponseResult:
+def _waiting(plan: StepPlan, tools: PlanningTools, status: str):
+    line = f"Waiting for the OpenAI rate limit: {plan.name}"
+    return lambda _seconds: tools.progress.say(plan.number, line, status)
+
+
+def _cached_respond(kit: PlanningTools, *, where: str, on_wait=None, **request) -> ResponseResult:
     """Answer from the job's response cache when this exact request was answered before."""
     request_hash = short_hash(json.dumps(request, sort_keys=True, default=str), length=32)
     cached = kit.cache.get(request_hash)
     if cached is not None:
         kit.log.info(f"replaying cached answer {where} request={request_hash[:12]}")
-        usage = CallUsage(model=request["model"])  # no call, no cost
-        return ResponseResult(text=cached["text"], status=cached["status"], usage=usage, replayed=True)
-    result = kit.openai.respond(log=kit.log, where=where, **request)
+        model = cached.get("model") or request["model"]
+        usage = CallUsage(model=model)  # no call, no cost
+        return ResponseResult(text=cached["text"], status=cached["status"], usage=usage, model=model, replayed=True)
+    result = kit.openai.respond(log=kit.log, where=where, on_wait=on_wait, **request)
     if result.status in (None, "completed") and result.text.strip():
-        kit.cache.put(request_hash, {"text": result.text, "status": result.status, "usage": result.usage.model_dump()})
+        kit.cache.put(request_hash, {"text": result.text, "status": result.status, "model": result.model, "usage": result.usage.model_dump()})
     return result
 

@@ -52,12 +52,18 @@ def step_outcome(step: StepPlan, images: list[GeneratedImage]) -> StepOutcome:
     return StepOutcome(True)
 
 
+def used_image_model(step: StepPlan, images: list[GeneratedImage]) -> str | None:
+    """The model that rendered the step's images: the planned one, or its successor after a 404."""
+    return next((g.model for g in images if g.model), step.image_model)
+
+
 def image_step_json(step: StepPlan, images: list[GeneratedImage]) -> str:
     stored = [{"label": g.request.label, "prompt": g.request.prompt, "url": g.request.url} for g in images if g.stored]
     blocked = [
         {"label": g.request.label, "prompt": g.request.prompt, "reason": g.error} for g in images if g.outcome == "blocked"
     ]
-    return ctx.image_step_output(step.image_model or "", step.image_config or {}, stored, blocked_images=blocked)
+    model = used_image_model(step, images) or ""
+    return ctx.image_step_output(model, step.image_config or {}, stored, blocked_images=blocked)
 
 
 def step_output_document(step: StepPlan, images: list[GeneratedImage]) -> tuple[str, bytes, str] | None:
@@ -109,7 +115,7 @@ def image_usage(step: StepPlan, images: list[GeneratedImage]) -> CallUsage | Non
     paid = [g.usage for g in images if g.usage is not None]
     if not paid:
         return None
-    total = CallUsage(model=step.image_model or paid[0].model)
+    total = CallUsage(model=used_image_model(step, images) or paid[0].model)
     for usage in paid:
         total = total.plus(usage.model_copy(update={"model": total.model}))
     return total
@@ -145,7 +151,7 @@ def _ai_step(step: StepPlan, images: list[GeneratedImage], outcome: StepOutcome,
         step_type="ai_generation",
         success=outcome.success,
         model=step.model,
-        input=_step_input(step),
+        input=_step_input(step, images),
         output=_step_output(step, images, outcome),
         image_urls=[g.request.url for g in stored],
         usage_info=_usage_info(step, images),
@@ -156,15 +162,21 @@ def _ai_step(step: StepPlan, images: list[GeneratedImage], outcome: StepOutcome,
     if not outcome.success:
         record.error = outcome.error
         record.error_type = outcome.error_type
+    record.requested_model = step.requested_model or step.model
     if step.kind == "image":
+        record.image_model = used_image_model(step, images)
+        record.requested_image_model = step.requested_image_model or step.image_model
         record.images = [_image_entry(g) for g in images]
+    replacements = step.replacements + [r for g in images for r in g.replacements]
+    if replacements:
+        record.model_replacements = list({tuple(r.items()): r for r in replacements}.values())
     return record
 
 
-def _step_input(step: StepPlan) -> dict[str, Any]:
+def _step_input(step: StepPlan, images: list[GeneratedImage]) -> dict[str, Any]:
     details: dict[str, Any] = {"model": step.model, "instructions": step.instructions, "context": step.context}
     if step.kind == "image":
-        details.update(image_model=step.image_model, image_path=step.image_path, image_config=step.image_config)
+        details.update(image_model=used_image_model(step, images), image_path=step.image_path, image_config=step.image_config)
         details["planner_fallback"] = step.planner_fallback
     details["depends_on"] = [d + 1 for d in step.depends_on]
     return details
@@ -180,6 +192,10 @@ def _step_output(step: StepPlan, images: list[GeneratedImage], outcome: StepOutc
 
 def _image_entry(g: GeneratedImage) -> dict[str, Any]:
     entry = {"label": g.request.label, "prompt": g.request.prompt, "url": g.request.url, "status": g.outcome}
+    if g.model:
+        entry["model"] = g.model
+    if g.rate_limited or g.rate_limit_wait_s:
+        entry.update(rate_limited=g.rate_limited, rate_limit_wait_s=g.rate_limit_wait_s)
     if g.error:
         entry["error"] = g.error
     if g.converted_from:
@@ -201,7 +217,7 @@ def _usage_info(step: StepPlan, images: list[GeneratedImage]) -> dict[str, Any]:
     if step.kind == "image":
         paid = image_usage(step, images) or CallUsage(model=step.image_model or "")
         info.update(
-            image_model=step.image_model,
+            image_model=used_image_model(step, images),
             images_generated=sum(1 for g in images if g.outcome == "generated"),
             images_reused=sum(1 for g in images if g.outcome == "reused"),
             images_blocked=sum(1 for g in images if g.outcome == "blocked"),

@@ -2,6 +2,7 @@
 through its `/_local/` control API: the same calls `LocalOpenAIServer` offers in process."""
 
 import json
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -13,6 +14,7 @@ class OpenAIServerControl:
         self._timeout_s = timeout_s
 
     def configure(self, **settings: Any) -> None:
+        """Same keys as LocalOpenAIServer.configure; shut_down_models is a list. ValueError when one is invalid."""
         self._call("POST", "/_local/config", settings)
 
     def reset(self) -> None:
@@ -33,5 +35,12 @@ class OpenAIServerControl:
     def _call(self, method: str, path: str, body: dict | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self._root}{path}", data=data, method=method)
-        with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
-            return json.loads(response.read())
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            if exc.code != 400:
+                raise
+            with exc:
+                message = json.loads(exc.read() or b"{}").get("error", {}).get("message", "invalid control request")
+            raise ValueError(message) from None

@@ -85,6 +85,11 @@ class StepPlan(BaseModel):
     planner_raw: str | None = None
     usage: CallUsage | None = None
     replayed: bool = False  # answer came from the response cache (no API call)
+    requested_model: str | None = None  # what the workflow named, before lifecycle replacements
+    requested_image_model: str | None = None
+    replacements: list[dict[str, str]] = Field(default_factory=list)  # {requested, used, reason}
+    rate_limited: int = 0  # 429 rate_limit_exceeded answers to this step's planner/text call
+    rate_limit_wait_s: float = 0.0
     started_at: str = ""
     duration_ms: int = 0
 
@@ -115,6 +120,10 @@ class GeneratedImage(BaseModel):
     latency_s: float = 0.0
     error: str | None = None
     error_type: str | None = None
+    model: str | None = None  # the model that rendered it (a successor when the requested one was gone)
+    replacements: list[dict[str, str]] = Field(default_factory=list)
+    rate_limited: int = 0  # 429 rate_limit_exceeded answers while rendering it
+    rate_limit_wait_s: float = 0.0  # seconds spent waiting for the shared rate budget
 
     @property
     def stored(self) -> bool:

@@ -1,13 +1,16 @@
-"""OpenAI resource: the official SDK with our timeouts and retries, returning usage and cost with every call.
+"""OpenAI resource: the official SDK, with the model each call really uses, a shared rate budget, and usage and
+cost returned with every call.
 
 dagster-openai only wraps chat/completions/embeddings and fails after a billed Responses/Images call, so this is
-our own. The SDK already retries connection errors, timeouts, 408/409/429/5xx and honours Retry-After; nothing
-here retries on top of it.
+our own. Retries are decided in one place, `openai_retry.CallPolicy`; the SDK's own retries are off.
 """
 
 import logging
+import re
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -15,8 +18,12 @@ import dagster as dg
 import openai
 from pydantic import BaseModel, Field, PrivateAttr
 
-from imageflow_dagster import pricing
+from imageflow_dagster import lifecycle
+from imageflow_dagster.flow.image_params import fit_image_params
 from imageflow_dagster.models.pipeline import CallUsage
+from imageflow_dagster.resources.openai_retry import CallPolicy, CallStats, QuotaExhausted, RateLimitPatienceExceeded
+from imageflow_dagster.resources.openai_usage import images_usage, responses_usage, tool_image_usage
+from imageflow_dagster.resources.rate_budget import OpenAIRateBudget
 
 MARK_CALL = "[OpenAI Client] Making Responses API call"
 MARK_RECEIVED = "[OpenAI Client] Received Responses API response"
@@ -25,6 +32,8 @@ MARK_BASE64 = "[OpenAI Client] Processing base64 image data"
 MARK_CONVERTED = "[OpenAI Client] Successfully converted base64 image"
 
 MODERATION_CODES = {"moderation_blocked", "content_policy_violation"}
+DEFAULT_OUTPUT_TOKENS = 1024  # the token budget's guess when a call sets no max_output_tokens
+_BACKTICKED = re.compile(r"`([^`]+)`")
 
 
 class OpenAINotConfigured(RuntimeError):
@@ -41,7 +50,17 @@ class ToolImage(BaseModel):
     error_message: str | None = None
 
 
-class ResponseResult(BaseModel):
+class CallOutcome(BaseModel):
+    """What any call reports besides its answer: the model used, replacements made, waits and 429s."""
+
+    model: str = ""
+    replacements: list[dict[str, str]] = Field(default_factory=list)
+    attempts: int = 1
+    rate_limited: int = 0
+    rate_limit_wait_s: float = 0.0
+
+
+class ResponseResult(CallOutcome):
     text: str
     status: str | None
     error: str | None = None
@@ -49,17 +68,19 @@ class ResponseResult(BaseModel):
     tool_images: list[ToolImage] = Field(default_factory=list)
     tool_image_usage: CallUsage | None = None
     response_id: str | None = None
+    image_model: str | None = None  # the image_generation tool's model, as called
     replayed: bool = False  # answered from the job's response cache, no API call
 
 
-class ImageResult(BaseModel):
+class ImageResult(CallOutcome):
     b64: str | None
     output_format: str | None
     usage: CallUsage
-    attempts: int
 
 
 def api_error_text(exc: openai.OpenAIError) -> str:
+    if isinstance(exc, (QuotaExhausted, RateLimitPatienceExceeded)):
+        return str(exc)
     status = getattr(exc, "status_code", None)
     message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     return f"OpenAI error {status}: {message}" if status else f"OpenAI error: {message}"
@@ -69,16 +90,22 @@ def is_moderation_block(exc: BaseException) -> bool:
     return isinstance(exc, openai.BadRequestError) and getattr(exc, "code", None) in MODERATION_CODES
 
 
+def today_utc():
+    return datetime.now(UTC).date()
+
+
 class OpenAIResource(dg.ConfigurableResource):
     """Set `api_key` for the real API, or `base_url` for an OpenAI-compatible server such as `imageflow
     local-openai`. With neither, every call fails with a clear message: there is no silent fallback."""
 
+    budget: OpenAIRateBudget
     api_key: str | None = None
     base_url: str | None = None
     timeout_s: float = 600.0
     max_retries: int = 2
+    rate_limit_wait_s: float = 1800.0
     default_text_model: str = "gpt-5.2"
-    default_image_model: str = "gpt-image-1.5"
+    default_image_model: str = "gpt-image-2.6-sunburst"
     image_concurrency: int = 8
     max_images_per_step: int = 12
     strict_response_validation: bool = False
@@ -100,7 +127,15 @@ class OpenAIResource(dg.ConfigurableResource):
             )
         # An OpenAI-compatible server without auth still needs a non-empty key for the SDK.
         key = self.api_key or "no-key-needed-for-local-server"
-        return _shared_openai_client(key, self.base_url, self.timeout_s, self.max_retries, self.strict_response_validation)
+        return _shared_openai_client(key, self.base_url, self.timeout_s, self.strict_response_validation)
+
+    def policy(self) -> CallPolicy:
+        return CallPolicy(self.budget, self.max_retries, self.rate_limit_wait_s)
+
+    def model_in_service(self, model: str) -> tuple[str, list[dict[str, str]]]:
+        """`model`, or its successor when it is past its shutdown date; with the replacement made, if any."""
+        replaced = lifecycle.resolve(model, today_utc())
+        return (replaced.used, [replaced.as_dict()]) if replaced else (model, [])
 
     # ---- Responses API
     def respond(
@@ -116,60 +151,129 @@ class OpenAIResource(dg.ConfigurableResource):
         text_format: dict[str, Any] | None = None,
         reasoning_effort: str | None = None,
         max_output_tokens: int | None = None,
+        on_wait: Callable[[float], None] | None = None,
     ) -> ResponseResult:
-        params: dict[str, Any] = {"model": model, "instructions": instructions, "input": input_text, "store": False}
+        model, replacements = self.model_in_service(model)
+        tools = [dict(t) for t in tools or []]
+        image_tool = next((t for t in tools if t.get("type") == "image_generation"), None)
+        if image_tool and image_tool.get("model"):
+            image_tool["model"], more = self.model_in_service(image_tool["model"])
+            replacements += more
+        base: dict[str, Any] = {"instructions": instructions, "input": input_text, "store": False}
         if tools:
-            params["tools"] = tools
+            base["tools"] = tools
         if tool_choice is not None:
-            params["tool_choice"] = tool_choice
+            base["tool_choice"] = tool_choice
         if text_format:
-            params["text"] = {"format": text_format}
-        if reasoning_effort and _is_reasoning_model(model):
-            params["reasoning"] = {"effort": reasoning_effort}
+            base["text"] = {"format": text_format}
         if max_output_tokens:
-            params["max_output_tokens"] = max_output_tokens
-        log.info(f"{MARK_CALL} {where} model={model} tools={[t.get('type') for t in tools or []]}")
+            base["max_output_tokens"] = max_output_tokens
+        stats = CallStats()
+
+        def attempt(current: str) -> Any:
+            params = {"model": current, **base}
+            if reasoning_effort and _is_reasoning_model(current):
+                params["reasoning"] = {"effort": reasoning_effort}
+            log.info(f"{MARK_CALL} {where} model={current} tools={[t.get('type') for t in tools]}")
+            if image_tool:
+                budget, units = self.budget.budget("images", image_tool.get("model") or current), 1
+            else:
+                budget = self.budget.budget("tokens", current)
+                units = (len(instructions) + len(input_text)) / 4 + (max_output_tokens or DEFAULT_OUTPUT_TOKENS)
+            return self.policy().run(lambda: self.client().responses.create(**params), budget, units, stats, on_wait)
+
         started = time.monotonic()
-        response = self.client().responses.create(**params)
+        response, model = self._with_successor(model, image_tool, attempt, replacements, log, where)
         latency = time.monotonic() - started
         log.info(f"{MARK_RECEIVED} {where} response_id={response.id} status={response.status} {latency:.2f}s")
         return ResponseResult(
             text=_output_text(response),
             status=response.status,
             error=response.error.message if getattr(response, "error", None) else None,
-            usage=_responses_usage(model, response, latency),
+            usage=responses_usage(model, response, latency),
             tool_images=_tool_images(response, log, where),
-            tool_image_usage=_tool_image_usage(response, params),
+            tool_image_usage=tool_image_usage(response, {"tools": tools}),
             response_id=response.id,
+            image_model=image_tool.get("model") if image_tool else None,
+            **_outcome(model, replacements, stats),
         )
 
     # ---- Images API
-    def generate_image(self, *, model: str, prompt: str, params: dict[str, Any]) -> ImageResult:
+    def generate_image(
+        self,
+        *,
+        model: str,
+        prompt: str,
+        params: dict[str, Any],
+        log: logging.Logger,
+        where: str,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> ImageResult:
+        model, replacements = self.model_in_service(model)
+        stats = CallStats()
+
+        def attempt(current: str) -> Any:
+            fitted = fit_image_params(current, params)
+            call = lambda: self.client().images.generate(model=current, prompt=prompt, n=1, **fitted)  # noqa: E731
+            return self.policy().run(call, self.budget.budget("images", current), 1, stats, on_wait)
+
         started = time.monotonic()
-        raw = self.client().images.with_raw_response.generate(model=model, prompt=prompt, n=1, **params)
-        result = raw.parse()
-        latency = time.monotonic() - started
+        result, model = self._with_successor(model, None, attempt, replacements, log, where)
         item = result.data[0] if result.data else None
         return ImageResult(
             b64=item.b64_json if item else None,
             output_format=result.output_format,
-            usage=_images_usage(model, result.usage, latency),
-            attempts=raw.retries_taken + 1,
+            usage=images_usage(model, result.usage, time.monotonic() - started),
+            **_outcome(model, replacements, stats),
         )
+
+    def _with_successor(self, model, image_tool, attempt, replacements, log, where) -> tuple[Any, str]:
+        """Call; on 404 `model_not_found` try once more with the model's successor, whatever the date."""
+        try:
+            return attempt(model), model
+        except openai.NotFoundError as exc:
+            if getattr(exc, "code", None) != "model_not_found":
+                raise
+            gone = _missing_model(exc, model, image_tool)
+            replaced = lifecycle.after_not_found(gone, today_utc())
+        log.warning(f"{where} {replaced.reason}; trying {replaced.used}")
+        replacements.append(replaced.as_dict())
+        if image_tool is not None and gone == image_tool.get("model"):
+            image_tool["model"] = replaced.used
+            return attempt(model), model
+        return attempt(replaced.used), replaced.used
 
 
 @lru_cache(maxsize=8)
-def _shared_openai_client(
-    api_key: str, base_url: str | None, timeout_s: float, max_retries: int, strict: bool
-) -> openai.OpenAI:
-    """One client (and connection pool) per configuration and process; the SDK client is thread-safe."""
+def _shared_openai_client(api_key: str, base_url: str | None, timeout_s: float, strict: bool) -> openai.OpenAI:
+    """One client (and connection pool) per configuration and process; the SDK client is thread-safe. Its own
+    retries are off: `CallPolicy` is the one place that retries."""
     return openai.OpenAI(
         api_key=api_key,
         base_url=base_url,
         timeout=openai.Timeout(timeout_s, connect=10.0),
-        max_retries=max_retries,
+        max_retries=0,
         _strict_response_validation=strict,
     )
+
+
+def _outcome(model: str, replacements: list[dict[str, str]], stats: CallStats) -> dict[str, Any]:
+    return {
+        "model": model,
+        "replacements": replacements,
+        "attempts": stats.attempts,
+        "rate_limited": stats.rate_limited,
+        "rate_limit_wait_s": stats.waited_s,
+    }
+
+
+def _missing_model(exc: openai.NotFoundError, model: str, image_tool: dict | None) -> str:
+    """Which model the 404 is about: OpenAI names it in backticks; else the mainline model."""
+    named = _BACKTICKED.findall(getattr(exc, "message", "") or str(exc))
+    tool_model = (image_tool or {}).get("model")
+    if tool_model and tool_model in named and model not in named:
+        return tool_model
+    return model
 
 
 def _is_reasoning_model(model: str) -> bool:
@@ -181,39 +285,6 @@ def _output_text(response) -> str:
         return response.output_text or ""
     except TypeError:  # a message item without content: treat as empty, the caller reports it
         return ""
-
-
-def _responses_usage(model: str, response, latency: float) -> CallUsage:
-    usage = getattr(response, "usage", None)
-    input_tokens = int(getattr(usage, "input_tokens", 0) or 0)
-    output_tokens = int(getattr(usage, "output_tokens", 0) or 0)
-    return CallUsage(
-        model=model,
-        calls=1,
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        cost_usd=pricing.text_cost(model, input_tokens, output_tokens),
-        latency_s=round(latency, 3),
-    )
-
-
-def _images_usage(model: str, usage, latency: float) -> CallUsage:
-    if usage is None:  # some proxies omit usage; cost stays 0 and is visible as such
-        return CallUsage(model=model, calls=1, latency_s=round(latency, 3))
-    details = getattr(usage, "input_tokens_details", None)
-    text_in = int(getattr(details, "text_tokens", usage.input_tokens) or 0)
-    image_in = int(getattr(details, "image_tokens", 0) or 0)
-    out_details = getattr(usage, "output_tokens_details", None)
-    text_out = int(getattr(out_details, "text_tokens", 0) or 0) if out_details else 0
-    image_out = int(usage.output_tokens) - text_out
-    return CallUsage(
-        model=model,
-        calls=1,
-        input_tokens=int(usage.input_tokens),
-        output_tokens=int(usage.output_tokens),
-        cost_usd=pricing.image_cost(model, text_in, image_in, image_out, text_out),
-        latency_s=round(latency, 3),
-    )
 
 
 def _tool_images(response, log: logging.Logger, where: str) -> list[ToolImage]:
@@ -233,22 +304,3 @@ def _tool_images(response, log: logging.Logger, where: str) -> list[ToolImage]:
             )
         )
     return images
-
-
-def _tool_image_usage(response, params: dict[str, Any]) -> CallUsage | None:
-    tool_usage = getattr(response, "tool_usage", None)
-    image_gen = getattr(tool_usage, "image_gen", None) if tool_usage else None
-    if image_gen is None:
-        return None
-    tool = next((t for t in params.get("tools", []) if t.get("type") == "image_generation"), {})
-    model = tool.get("model") or "default"
-    details = getattr(image_gen, "input_tokens_details", None)
-    text_in = int(getattr(details, "text_tokens", image_gen.input_tokens) or 0)
-    image_in = int(getattr(details, "image_tokens", 0) or 0)
-    return CallUsage(
-        model=model,
-        calls=0,
-        input_tokens=int(image_gen.input_tokens),
-        output_tokens=int(image_gen.output_tokens),
-        cost_usd=pricing.image_cost(model, text_in, image_in, int(image_gen.output_tokens)),
-    )

@@ -1,0 +1,144 @@
+"""The one place that decides whether an OpenAI call is tried again.
+
+The SDK's own retries are off (`max_retries=0` on the client): left on, its two retries of every 429 would
+multiply with our waiting for budget. Here a call first takes its units from the shared rate budget, then:
+- 429 `rate_limit_exceeded` slows every run down and is tried again, for as long as the caller's patience lasts;
+- 429 `insufficient_quota` fails at once: waiting does not buy quota;
+- connection errors, timeouts, 408, 409 and 5xx are retried `max_retries` times with the SDK's backoff.
+"""
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import openai
+
+from imageflow_dagster.resources.rate_budget import Budget, BudgetExhausted, OpenAIRateBudget
+
+Result = TypeVar("Result")
+TRANSIENT_STATUSES = (408, 409)
+MAX_HONOURED_RETRY_AFTER_S = 60.0
+# Below this a wait is not worth a live_step write.
+VISIBLE_WAIT_S = 1.0
+
+
+class QuotaExhausted(openai.OpenAIError):
+    """429 insufficient_quota: the account's credit or monthly budget is spent."""
+
+
+class RateLimitPatienceExceeded(openai.OpenAIError):
+    """The call waited for the rate limit as long as it may."""
+
+
+@dataclass
+class CallStats:
+    """What one logical call cost in waiting: budget waits, 429s and attempts."""
+
+    attempts: int = 0
+    rate_limited: int = 0
+    waited_s: float = 0.0
+
+    def add(self, other: "CallStats") -> None:
+        self.attempts += other.attempts
+        self.rate_limited += other.rate_limited
+        self.waited_s = round(self.waited_s + other.waited_s, 3)
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    budget: OpenAIRateBudget
+    max_retries: int
+    patience_s: float
+
+    def run(
+        self,
+        call: Callable[[], Result],
+        budget: Budget,
+        units: float,
+        stats: CallStats,
+        on_wait: Callable[[float], None] | None = None,
+    ) -> Result:
+        deadline = time.monotonic() + self.patience_s
+        transient_failures = 0
+        while True:
+            self._wait_for_budget(budget, units, deadline, stats, on_wait)
+            stats.attempts += 1
+            try:
+                return call()
+            except openai.RateLimitError as exc:
+                if getattr(exc, "code", None) == "insufficient_quota":
+                    raise QuotaExhausted(f"OpenAI quota exhausted: {_message(exc)}") from exc
+                stats.rate_limited += 1
+                self.budget.slow_down(budget, retry_after_s(exc) or 1.0, limit_from_headers(exc, budget))
+            except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError) as exc:
+                if not _is_transient(exc) or transient_failures >= self.max_retries:
+                    raise
+                time.sleep(_backoff(exc, transient_failures))
+                transient_failures += 1
+
+    def _wait_for_budget(self, budget, units, deadline, stats: CallStats, on_wait) -> None:
+        left = deadline - time.monotonic()
+        try:
+            wait = self.budget.reserve(budget, units, max(0.0, left))
+        except BudgetExhausted as exc:
+            raise RateLimitPatienceExceeded(
+                f"OpenAI rate limit: still limited after waiting {stats.waited_s:.0f} s and {stats.rate_limited} "
+                f"refusal(s); the next free slot is {exc.wait_s:.0f} s away (IMAGEFLOW_RATE_LIMIT_WAIT_S="
+                f"{self.patience_s:.0f})"
+            ) from exc
+        if wait <= 0:
+            return
+        if on_wait and wait >= VISIBLE_WAIT_S:
+            on_wait(wait)
+        time.sleep(wait)
+        stats.waited_s = round(stats.waited_s + wait, 3)
+
+
+def retry_after_s(exc: openai.APIStatusError) -> float | None:
+    """`retry-after-ms` (preferred) or `retry-after` in seconds, as OpenAI sends them."""
+    headers = exc.response.headers
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        raw = headers.get(name)
+        try:
+            return float(raw) * scale if raw is not None else None
+        except ValueError:
+            continue
+    return None
+
+
+def limit_from_headers(exc: openai.APIStatusError, budget: Budget) -> float | None:
+    """The per-minute limit OpenAI reports (`x-ratelimit-limit-images`, `-requests` or `-tokens`)."""
+    headers = exc.response.headers
+    names = ("images", "requests") if budget.key.startswith("images") else ("tokens",)
+    for name in names:
+        try:
+            value = float(headers.get(f"x-ratelimit-limit-{name}") or 0)
+        except ValueError:
+            continue
+        if value > 0:
+            return value
+    return None
+
+
+def _is_transient(exc: openai.OpenAIError) -> bool:
+    if isinstance(exc, (openai.APIConnectionError, openai.InternalServerError)):
+        return True
+    status = getattr(exc, "status_code", 0)
+    return status in TRANSIENT_STATUSES or status >= 500
+
+
+def _backoff(exc: openai.OpenAIError, failures: int) -> float:
+    """The SDK's delay: the server's retry-after up to 60 s, else 0.5 s doubling to 8 s, minus up to 25%."""
+    if isinstance(exc, openai.APIStatusError):
+        told = retry_after_s(exc)
+        if told is not None and 0 <= told <= MAX_HONOURED_RETRY_AFTER_S:
+            return told
+    return min(0.5 * 2**failures, 8.0) * (1 - 0.25 * random.random())
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    """OpenAI's own words, without the SDK's "Error code: 429 - " prefix."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return body.get("message") or getattr(exc, "message", None) or str(exc)

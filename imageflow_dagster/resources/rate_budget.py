@@ -1,0 +1,151 @@
+"""One OpenAI rate budget for the whole account, shared by every run on every machine through DynamoDB.
+
+Each budget is one item holding a GCRA "theoretical arrival time" (`tat`): the budget is a bucket of a minute's
+worth of units that refills continuously, like OpenAI's own limiter. A call reserves its units with one
+conditional UpdateItem and learns from the returned `tat` how long to wait; nobody polls, nobody holds a lock,
+and a crashed run leaves nothing to clean up. A 429 pushes `tat` past the server's `retry-after`, so every run
+slows down, not only the thread that was refused. With no limit configured and none learned from
+`x-ratelimit-limit-*`, a 429 sets `paused_until`, which every call reads first (one GetItem).
+"""
+
+import json
+import random
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import dagster as dg
+from botocore.exceptions import ClientError
+
+from imageflow_dagster.resources.dynamodb import DynamoDBResource, is_conditional_failure
+
+BudgetKind = Literal["images", "tokens"]
+WINDOW_S = 60.0
+
+
+class BudgetExhausted(RuntimeError):
+    """The next free slot is further away than the caller is willing to wait."""
+
+    def __init__(self, wait_s: float):
+        super().__init__(f"the next free slot is {wait_s:.0f} s away")
+        self.wait_s = wait_s
+
+
+@dataclass(frozen=True)
+class Budget:
+    key: str
+    per_minute: float | None  # configured; None = learn it from OpenAI's answers
+
+
+class OpenAIRateBudget(dg.ConfigurableResource):
+    """`images_per_minute` / `tokens_per_minute` set account-wide limits (per-model ones come from the limits
+    file); unset, the limit is learned from OpenAI's 429s and rate-limit headers."""
+
+    dynamodb: DynamoDBResource
+    table: str = "imageflow-rate-limits"
+    images_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+    limits_file: str | None = None
+
+    def budget(self, kind: BudgetKind, model: str) -> Budget:
+        per_model = _per_model_limits(self.limits_file or "")[f"{kind}_per_minute"]
+        if model in per_model:
+            return Budget(f"{kind}:{model}", float(per_model[model]))
+        account = self.images_per_minute if kind == "images" else self.tokens_per_minute
+        return Budget(kind, float(account) if account else None)
+
+    def reserve(self, budget: Budget, units: float, max_wait_s: float) -> float:
+        """Take `units` from the budget; return the seconds to wait before calling (0 when free now)."""
+        now = time.time()
+        if budget.per_minute is None:
+            state = self._read(budget.key)
+            learned = float(state["per_minute"]) if "per_minute" in state else None
+            paused = max(0.0, float(state.get("paused_until", 0)) - now)
+            if learned is None:
+                if paused > max_wait_s:
+                    raise BudgetExhausted(paused)
+                # Spread the waiters over a second so a pause does not end in a thundering herd.
+                return paused + random.uniform(0, 1.0) if paused else 0.0
+            budget = Budget(budget.key, learned)
+        return self._take(budget, min(units, budget.per_minute), now, max_wait_s)
+
+    def slow_down(self, budget: Budget, retry_after_s: float, learned_per_minute: float | None) -> None:
+        """OpenAI refused a call: nobody calls again before `retry_after_s` has passed."""
+        now = time.time()
+        until = now + retry_after_s
+        limit = budget.per_minute
+        if limit is None and learned_per_minute:
+            self._update(budget.key, "SET per_minute = :v", None, {":v": learned_per_minute})
+            limit = learned_per_minute
+        elif limit is None:
+            limit = self._read(budget.key).get("per_minute")
+        if limit:
+            # The bucket is empty until `until`: the next unit's slot starts there.
+            tat = until + WINDOW_S - WINDOW_S / float(limit)
+            self._update(budget.key, "SET tat = :t", "attribute_not_exists(tat) OR tat < :t", {":t": tat})
+        else:
+            self._update(
+                budget.key, "SET paused_until = :u", "attribute_not_exists(paused_until) OR paused_until < :u", {":u": until}
+            )
+
+    # ---- GCRA on one item
+    def _take(self, budget: Budget, units: float, now: float, max_wait_s: float) -> float:
+        increment = units * WINDOW_S / budget.per_minute
+        latest_tat = now + WINDOW_S + max_wait_s  # a reservation starting later than this is not taken
+        for _ in range(16):
+            state = self._update(
+                budget.key, "SET tat = tat + :inc", "tat >= :now AND tat <= :latest",
+                {":inc": increment, ":now": now, ":latest": latest_tat - increment},
+            )
+            if state is None:
+                state = self._update(
+                    budget.key, "SET tat = :start", "attribute_not_exists(tat) OR tat < :now",
+                    {":start": now + increment, ":now": now},
+                )
+            if state is not None:
+                slot = float(state["tat"]) - WINDOW_S
+                paused = float(state.get("paused_until", 0))
+                return max(0.0, slot - now, paused - now)
+            current = float(self._read(budget.key).get("tat", 0))
+            if current - WINDOW_S - now > max_wait_s - increment:
+                raise BudgetExhausted(current - WINDOW_S - now)
+        raise RuntimeError(f"rate budget {budget.key}: could not reserve under contention")
+
+    def _read(self, key: str) -> dict:
+        return self.dynamodb.get_item(self.table, {"budget": key}) or {}
+
+    def _update(self, key: str, expression: str, condition: str | None, values: dict) -> dict | None:
+        kwargs = {
+            "TableName": self.table,
+            "Key": {"budget": {"S": key}},
+            "UpdateExpression": expression,
+            "ExpressionAttributeValues": {k: {"N": _number(v)} for k, v in values.items()},
+            "ReturnValues": "ALL_NEW",
+        }
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            item = self.dynamodb.get_client().update_item(**kwargs)["Attributes"]
+        except ClientError as exc:
+            if condition and is_conditional_failure(exc):
+                return None
+            raise
+        return {name: float(value["N"]) for name, value in item.items() if "N" in value}
+
+
+def _number(value: float) -> str:
+    return str(Decimal(repr(float(value))))
+
+
+@lru_cache(maxsize=4)
+def _per_model_limits(path: str) -> dict[str, dict[str, float]]:
+    """Per-model limits: the shipped `rate_limits.json`, or the file named by IMAGEFLOW_RATE_LIMITS_FILE."""
+    if path:
+        raw = json.loads(Path(path).read_text())
+    else:
+        raw = json.loads(resources.files("imageflow_dagster").joinpath("rate_limits.json").read_text())
+    return {kind: dict(raw.get(kind) or {}) for kind in ("images_per_minute", "tokens_per_minute")}

@@ -1,0 +1,75 @@
+"""The account-wide rate budget on DynamoDB (moto over HTTP): reservations, refusals, learning, per-model limits."""
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from imageflow_dagster.resources.rate_budget import Budget, BudgetExhausted, OpenAIRateBudget
+
+
+def make_budget(db, settings, **config) -> OpenAIRateBudget:
+    return OpenAIRateBudget(dynamodb=db, table=settings.rate_limits_table, **config)
+
+
+def stored_tat(db, settings, key: str = "images") -> float:
+    return float(db.get_item(settings.rate_limits_table, {"budget": key})["tat"])
+
+
+def test_a_minute_of_images_goes_at_once_then_one_per_interval(db, settings):
+    budget = make_budget(db, settings, images_per_minute=30)
+    images = budget.budget("images", "gpt-image-2.6-sunburst")
+    waits = [budget.reserve(images, 1, max_wait_s=600) for _ in range(32)]
+    assert waits[:30] == [0.0] * 30
+    assert 1.0 < waits[30] <= 2.0 and 3.0 < waits[31] <= 4.0  # slots 2 s apart at 30/min
+
+
+def test_concurrent_reservations_from_many_clients_never_share_a_slot(db, settings):
+    def reserve_four(_):
+        budget = make_budget(db, settings, images_per_minute=60)  # one client per thread, like separate runs
+        return [budget.reserve(budget.budget("images", "m"), 1, max_wait_s=600) for _ in range(4)]
+
+    started = time.time()
+    with ThreadPoolExecutor(16) as pool:
+        waits = sorted(w for batch in pool.map(reserve_four, range(16)) for w in batch)
+    # 64 reservations moved the budget by exactly 64 one-second slots from the first one: none was lost.
+    first_reservation = stored_tat(db, settings) - 64
+    assert started <= first_reservation <= time.time()
+    assert waits[:60] == [0.0] * 60 and 0 < waits[-1] <= 4.0
+
+
+def test_a_slot_beyond_the_patience_is_refused_and_not_taken(db, settings):
+    budget = make_budget(db, settings, images_per_minute=60)
+    images = budget.budget("images", "m")
+    for _ in range(61):
+        budget.reserve(images, 1, max_wait_s=600)
+    before = stored_tat(db, settings)
+    with pytest.raises(BudgetExhausted):
+        budget.reserve(images, 1, max_wait_s=0.0)
+    assert stored_tat(db, settings) == before  # the refused call took no slot
+    budget.reserve(images, 1, max_wait_s=600)
+    assert stored_tat(db, settings) == pytest.approx(before + 1, abs=1e-6)
+
+
+def test_a_429_pauses_every_client_and_teaches_the_limit(db, settings):
+    unknown = make_budget(db, settings)
+    images = unknown.budget("images", "m")
+    assert images.per_minute is None and unknown.reserve(images, 1, max_wait_s=600) == 0.0
+    unknown.slow_down(images, retry_after_s=3.0, learned_per_minute=None)
+    other_client = make_budget(db, settings)
+    assert 2.5 < other_client.reserve(images, 1, max_wait_s=600) <= 4.0  # paused, plus up to 1 s of spread
+
+    other_client.slow_down(images, retry_after_s=3.0, learned_per_minute=30)
+    assert db.get_item(settings.rate_limits_table, {"budget": "images"})["per_minute"] == 30
+    first, second = (unknown.reserve(images, 1, max_wait_s=600) for _ in range(2))
+    assert 2.5 < first <= 3.0 and 4.5 < second <= 5.0  # learned 30/min: 2 s apart after the pause
+
+
+def test_models_with_their_own_limit_get_their_own_budget(db, settings, tmp_path):
+    limits = tmp_path / "limits.json"
+    limits.write_text(json.dumps({"images_per_minute": {"gpt-image-2.6-flare": 5}}))
+    budget = make_budget(db, settings, images_per_minute=30, tokens_per_minute=1000, limits_file=str(limits))
+    assert budget.budget("images", "gpt-image-2.6-flare") == Budget("images:gpt-image-2.6-flare", 5.0)
+    assert budget.budget("images", "gpt-image-2.6-sunburst") == Budget("images", 30.0)
+    assert budget.budget("tokens", "gpt-5.2") == Budget("tokens", 1000.0)
