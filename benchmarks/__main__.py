@@ -16,7 +16,7 @@ SMOKE = {"runs": 1, "images": 2, "latency": 0.05, "planner": 0.02, "per_step": 1
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     sizes = SMOKE if args.smoke else FULL
-    wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6"}
+    wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6", "7"}
     results: list[Measurement] = []
     with local_stack() as stack:
         if "1" in wanted or "0" in wanted:
@@ -58,6 +58,10 @@ def _out_of_process_cases(wanted: set[str], smoke: bool) -> list:
             selected.append(lambda: throughput.sensor_tick(smoke))
     except ImportError:
         pass
+    if "7" in wanted:
+        from benchmarks import burst
+
+        selected.append(lambda: burst.run(smoke))
     return selected
 
 

@@ -12,7 +12,7 @@ from benchmarks.harness import Measurement, Stack, timed
 from imageflow_dagster.flow import planner
 from imageflow_dagster.flow.image_data import read_image
 
-IMAGE_TOOL = {"type": "image_generation", "model": "gpt-image-1.5", "size": "1024x1024", "quality": "low", "format": "png"}
+IMAGE_TOOL = {"type": "image_generation", "model": "gpt-image-2.6-sunburst", "size": "1024x1024", "quality": "low", "format": "png"}
 
 
 def image_step(name: str, count: int, order: int, depends_on: list[int]) -> dict:
@@ -53,7 +53,7 @@ def sequential_reference(stack: Stack, images: int) -> None:
     keys = []
     for k, item in enumerate(planned, start=1):
         live(f"Generating image {k}/{len(planned)}: {item['label']}")
-        result = client.images.generate(model="gpt-image-1.5", prompt=item["prompt"], n=1, size="1024x1024", quality="low")
+        result = client.images.generate(model="gpt-image-2.6-sunburst", prompt=item["prompt"], n=1, size="1024x1024", quality="low")
         data = read_image(base64.b64decode(result.data[0].b64_json), "png").data
         keys.append(f"reference/{job_id}/{k}.png")
         s3.put_object(Bucket=bucket, Key=keys[-1], Body=data, ContentType="image/png")

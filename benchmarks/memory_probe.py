@@ -28,7 +28,7 @@ def workflow(images: int) -> dict:
                 "instructions": f"Create {count} brand images. [[images:{count}]]",
                 "step_order": order,
                 "depends_on": [],
-                "tools": [{"type": "image_generation", "model": "gpt-image-1.5", "size": "1024x1024", "format": "png"}],
+                "tools": [{"type": "image_generation", "model": "gpt-image-2.6-sunburst", "size": "1024x1024", "format": "png"}],
             }
         )
         left, order = left - count, order + 1

@@ -29,7 +29,7 @@ WORKFLOW = {
             "instructions": "Create 2 brand images.",
             "step_order": 0,
             "depends_on": [],
-            "tools": [{"type": "image_generation", "model": "gpt-image-1.5", "quality": "low", "format": "png"}],
+            "tools": [{"type": "image_generation", "model": "gpt-image-2.6-sunburst", "quality": "low", "format": "png"}],
         }
     ],
 }

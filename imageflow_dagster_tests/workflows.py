@@ -36,7 +36,7 @@ def mixed_workflow(brand_extra: str = "", social_extra: str = "") -> dict:
                 "Create 3 brand images for the company: logo, banner and icon." + brand_extra,
                 Decimal(1),
                 depends_on=[Decimal(0)],
-                model="gpt-image-1.5",
+                model="gpt-image-2.6-sunburst",
                 size="1024x1024",
                 quality="low",
                 format="png",
@@ -48,7 +48,7 @@ def mixed_workflow(brand_extra: str = "", social_extra: str = "") -> dict:
                 "Create 2 social images announcing the brand." + social_extra,
                 "2",
                 depends_on=["0"],
-                model="gpt-image-1.5",
+                model="gpt-image-2.6-sunburst",
                 size="1536x1024",
                 quality="low",
                 format="webp",
@@ -59,5 +59,5 @@ def mixed_workflow(brand_extra: str = "", social_extra: str = "") -> dict:
 
 
 def single_image_workflow(instructions: str, **tool) -> dict:
-    tool = {"model": "gpt-image-1.5", "size": "1024x1024", "quality": "low", "format": "png", **tool}
+    tool = {"model": "gpt-image-2.6-sunburst", "size": "1024x1024", "quality": "low", "format": "png", **tool}
     return {"workflow_name": "One step", "steps": [image_step("Brand Images", instructions, 0, **tool)]}

@@ -22,6 +22,9 @@ TRANSIENT_STATUSES = (408, 409)
 MAX_HONOURED_RETRY_AFTER_S = 60.0
 # Below this a wait is not worth a live_step write.
 VISIBLE_WAIT_S = 1.0
+# A paced call goes this long after its slot: a call that reaches OpenAI faster than the one that opened the
+# minute (clocks, connections and networks jitter) would otherwise find the bucket a few ms short and get a 429.
+SLOT_MARGIN_S = 0.2
 
 
 class QuotaExhausted(openai.OpenAIError):
@@ -62,8 +65,10 @@ class CallPolicy:
     ) -> Result:
         deadline = time.monotonic() + self.patience_s
         transient_failures = 0
+        in_slot_retry = False
         while True:
-            self._wait_for_budget(budget, units, deadline, stats, on_wait)
+            if not in_slot_retry:
+                self._wait_for_budget(budget, units, deadline, stats, on_wait)
             stats.attempts += 1
             try:
                 return call()
@@ -71,29 +76,49 @@ class CallPolicy:
                 if getattr(exc, "code", None) == "insufficient_quota":
                     raise QuotaExhausted(f"OpenAI quota exhausted: {_message(exc)}") from exc
                 stats.rate_limited += 1
-                self.budget.slow_down(budget, retry_after_s(exc) or 1.0, limit_from_headers(exc, budget))
+                retry_after = retry_after_s(exc) or 1.0
+                self.budget.slow_down(budget, retry_after, limit_from_headers(exc, budget))
+                # A call that had its slot under a configured limit arrived a moment early (clocks and networks
+                # jitter): it keeps its slot and goes again when told, once, instead of queueing at the back.
+                in_slot_retry = not in_slot_retry and _early_for_its_slot(budget, units, retry_after)
+                if in_slot_retry:
+                    self._sleep_in_slot(retry_after, deadline, stats)
             except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError) as exc:
                 if not _is_transient(exc) or transient_failures >= self.max_retries:
                     raise
                 time.sleep(_backoff(exc, transient_failures))
                 transient_failures += 1
 
+    def _sleep_in_slot(self, seconds: float, deadline: float, stats: CallStats) -> None:
+        if time.monotonic() + seconds > deadline:
+            raise self._out_of_patience(stats, f"OpenAI asks to wait {seconds:.0f} s")
+        time.sleep(seconds)
+        stats.waited_s = round(stats.waited_s + seconds, 3)
+
     def _wait_for_budget(self, budget, units, deadline, stats: CallStats, on_wait) -> None:
         left = deadline - time.monotonic()
         try:
             wait = self.budget.reserve(budget, units, max(0.0, left))
         except BudgetExhausted as exc:
-            raise RateLimitPatienceExceeded(
-                f"OpenAI rate limit: still limited after waiting {stats.waited_s:.0f} s and {stats.rate_limited} "
-                f"refusal(s); the next free slot is {exc.wait_s:.0f} s away (IMAGEFLOW_RATE_LIMIT_WAIT_S="
-                f"{self.patience_s:.0f})"
-            ) from exc
+            raise self._out_of_patience(stats, f"the next free slot is {exc.wait_s:.0f} s away") from exc
         if wait <= 0:
             return
+        wait += SLOT_MARGIN_S
         if on_wait and wait >= VISIBLE_WAIT_S:
             on_wait(wait)
         time.sleep(wait)
         stats.waited_s = round(stats.waited_s + wait, 3)
+
+    def _out_of_patience(self, stats: CallStats, detail: str) -> RateLimitPatienceExceeded:
+        return RateLimitPatienceExceeded(
+            f"OpenAI rate limit: still limited after waiting {stats.waited_s:.0f} s and {stats.rate_limited} "
+            f"refusal(s); {detail} (IMAGEFLOW_RATE_LIMIT_WAIT_S={self.patience_s:.0f})"
+        )
+
+
+def _early_for_its_slot(budget: Budget, units: float, retry_after: float) -> bool:
+    """Under a configured limit, a 429 that clears within one slot means the call came a moment early."""
+    return bool(budget.per_minute) and retry_after <= 60 * units / budget.per_minute
 
 
 def retry_after_s(exc: openai.APIStatusError) -> float | None:
