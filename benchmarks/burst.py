@@ -118,7 +118,7 @@ def _report(name: str, outcome: dict, size: dict, bound: float) -> Measurement:
     ratio = outcome["wall_s"] / bound if bound > 0 else 0.0
     met = outcome["completed"] == size["jobs"] and share <= 0.10 and ratio <= 1.3
     note = (
-        f"{name}: {outcome['completed']}/{size['jobs']} jobs completed; {outcome['refused']} of {outcome['calls']} "
+        f"{outcome['completed']}/{size['jobs']} jobs completed; {outcome['refused']} of {outcome['calls']} "
         f"image calls answered 429 ({share:.0%}); wall {outcome['wall_s']:.1f} s = {ratio:.2f}x the limit-bound "
         f"{bound:.1f} s ({size['jobs'] * size['images']} images at {size['per_minute']}/min, {size['latency']} s each)"
     )

@@ -54,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=None, help="Dagster UI port (default: 3000 or a free one)")
     dev.add_argument("--home", default=None, help="local data directory (default: $IMAGEFLOW_HOME or ./.imageflow)")
     dev.add_argument("--timeout", type=float, default=600, help="seconds to wait for the demo job")
+    real = dev.add_argument_group("the local OpenAI server, playing the real one")
+    real.add_argument("--image-latency", type=float, default=0.0, help="seconds each image takes")
+    real.add_argument("--images-per-minute", type=float, default=0.0, help="enforce OpenAI's 429 at this rate (0: off)")
+    real.add_argument("--shut-down-models", default="", help="models answered 404 model_not_found (comma-separated)")
+    real.add_argument("--quota-exhausted", action="store_true", help="answer every call 429 insufficient_quota")
     dev.set_defaults(run=_dev)
 
     boot = commands.add_parser("bootstrap", help="create the tables and the bucket if missing (idempotent)")
@@ -74,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(run=_status)
 
     local = commands.add_parser("local-openai", help="run the local OpenAI-compatible server in the foreground")
-    local.add_argument("args", nargs=argparse.REMAINDER, help="--host, --port, --image-latency, --response-latency")
+    local.add_argument("args", nargs=argparse.REMAINDER, help="--host, --port, --image-latency, --response-latency, --images-per-minute, --shut-down-models, --quota-exhausted")
     local.set_defaults(run=_local_openai)
     return parser
 
@@ -176,7 +181,13 @@ def _usage_of(db: DynamoDBResource, job_id: str) -> list[dict]:
 def _dev(args: argparse.Namespace) -> int:
     from imageflow_dagster.local.stack import LocalStack, wait_for_http
 
-    stack = LocalStack(args.home).start()
+    stack = LocalStack(
+        args.home,
+        image_latency_s=args.image_latency,
+        images_per_minute=args.images_per_minute,
+        shut_down_models=tuple(m.strip() for m in args.shut_down_models.split(",") if m.strip()),
+        quota_exhausted=args.quota_exhausted,
+    ).start()
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())

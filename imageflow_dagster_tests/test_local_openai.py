@@ -180,6 +180,7 @@ def test_control_api_over_http(server, client):
         "rate_limited": 0,
         "quota_rejected": 0,
         "model_not_found": 0,
+        "max_in_flight": {},
     }
     statuses = lambda: [r["status"] for r in control.requests("images") if r["prompt"] == "control-q"]  # noqa: E731
     client.images.generate(model="gpt-image-1.5", prompt="control-q")

@@ -80,3 +80,25 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+def test_the_stack_s_openai_plays_shut_down_models_rate_limits_and_quota(local_stack):
+    import openai
+
+    stack = local_stack(images_per_minute=2, shut_down_models=("gpt-image-1.5",))
+    sdk = openai.OpenAI(base_url=stack.env["OPENAI_BASE_URL"], api_key="local", max_retries=0)
+    with pytest.raises(openai.NotFoundError) as gone:
+        sdk.images.generate(model="gpt-image-1.5", prompt="p")
+    assert gone.value.code == "model_not_found"
+    sdk.images.generate(model="gpt-image-2.6-sunburst", prompt="p")
+    sdk.images.generate(model="gpt-image-2.6-sunburst", prompt="p")
+    with pytest.raises(openai.RateLimitError) as limited:
+        sdk.images.generate(model="gpt-image-2.6-sunburst", prompt="p")
+    assert limited.value.code == "rate_limit_exceeded"
+    assert limited.value.response.headers["x-ratelimit-limit-images"] == "2"
+
+    quota = local_stack(quota_exhausted=True)
+    broke = openai.OpenAI(base_url=quota.env["OPENAI_BASE_URL"], api_key="local", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as spent:
+        broke.images.generate(model="gpt-image-2.6-sunburst", prompt="p")
+    assert spent.value.code == "insufficient_quota"

@@ -6,6 +6,7 @@ request validation (400/404), then the images-per-minute bucket (429 rate_limit_
 on arrival), then injected faults and simulated latency. Each returns (status, body, headers) or raises ApiError.
 """
 
+import hashlib
 import re
 import time
 import uuid
@@ -33,6 +34,8 @@ def log_entry(endpoint: str, path: str, body: dict, headers) -> dict:
         "params": {k: v for k, v in body.items() if k not in text_fields},
         "retry_count": int(headers.get("x-stainless-retry-count") or 0),
         "authorization_present": bool(headers.get("authorization")),
+        # A hash, never the key: tests prove which key was sent without the log holding a secret.
+        "authorization_sha256": _sha256(headers.get("authorization")),
         "at": time.time(),
     }
     if endpoint == "images":
@@ -40,6 +43,10 @@ def log_entry(endpoint: str, path: str, body: dict, headers) -> dict:
     else:
         entry["input"] = flatten_input(body.get("input"))[:2000]
     return entry
+
+
+def _sha256(value: str | None) -> str | None:
+    return hashlib.sha256(value.encode()).hexdigest() if value else None
 
 
 # ---------------------------------------------------------------- faults

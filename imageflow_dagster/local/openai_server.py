@@ -156,10 +156,13 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:  # logged on arrival: a client may give up (timeout) before we answer
             self.state.log.append(entry)
             self.state.stats["attempts"] += 1
+        openai_state.arrived(self.state, endpoint)
         try:
             status, payload, headers = route(self.state, body)
         except ApiError as exc:
             status, payload, headers = exc.status, exc.body, exc.headers
+        finally:
+            openai_state.left(self.state, endpoint)
         openai_state.record_answer(self.state, endpoint, entry, status, payload)
         self._send(status, payload, headers)
 

@@ -60,6 +60,8 @@ class ServerState:
     counted_markers: Counter = field(default_factory=Counter)
     stats: Counter = field(default_factory=Counter)
     faults: Counter = field(default_factory=Counter)
+    in_flight: Counter = field(default_factory=Counter)  # endpoint -> requests being answered now
+    max_in_flight: Counter = field(default_factory=Counter)  # endpoint -> the most at once since the last reset
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -85,6 +87,8 @@ def reset(state: ServerState) -> None:
         state.counted_markers.clear()
         state.stats.clear()
         state.faults.clear()
+        state.max_in_flight.clear()
+        state.max_in_flight.update(state.in_flight)
         state.limits.bucket.refill()
 
 
@@ -98,7 +102,19 @@ def stats(state: ServerState) -> dict:
             "rate_limited": state.stats["rate_limited"],
             "quota_rejected": state.stats["quota_rejected"],
             "model_not_found": state.stats["model_not_found"],
+            "max_in_flight": dict(state.max_in_flight),
         }
+
+
+def arrived(state: ServerState, endpoint: str) -> None:
+    with state.lock:
+        state.in_flight[endpoint] += 1
+        state.max_in_flight[endpoint] = max(state.max_in_flight[endpoint], state.in_flight[endpoint])
+
+
+def left(state: ServerState, endpoint: str) -> None:
+    with state.lock:
+        state.in_flight[endpoint] -= 1
 
 
 def record_answer(state: ServerState, endpoint: str, entry: dict, status: int, payload: Any) -> None:

@@ -75,6 +75,9 @@ class LocalStack:
         image_latency_s: float = 0.0,
         response_latency_s: float = 0.0,
         image_payload: str = "small",
+        images_per_minute: float = 0.0,
+        shut_down_models: tuple[str, ...] = (),
+        quota_exhausted: bool = False,
         max_concurrent_runs: int = 4,
         pool_limit: int = 4,
         persist: bool = True,
@@ -86,6 +89,9 @@ class LocalStack:
             f"--image-latency={image_latency_s}",
             f"--response-latency={response_latency_s}",
             f"--image-payload={image_payload}",
+            f"--images-per-minute={images_per_minute}",
+            f"--shut-down-models={','.join(shut_down_models)}",
+            *(["--quota-exhausted"] if quota_exhausted else []),
         ]
         self._dagster_yaml = DAGSTER_YAML.format(
             max_runs=max_concurrent_runs,
