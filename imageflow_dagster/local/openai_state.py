@@ -88,7 +88,6 @@ def reset(state: ServerState) -> None:
         state.stats.clear()
         state.faults.clear()
         state.max_in_flight.clear()
-        state.max_in_flight.update(state.in_flight)
         state.limits.bucket.refill()
 
 
