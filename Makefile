@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
 
-.PHONY: dev test test-fast bench bench-smoke install clean
+.PHONY: dev test test-fast bench bench-smoke mutate install clean
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ bench: $(VENV)/.installed
 
 bench-smoke: $(VENV)/.installed
 	$(PY) -m benchmarks --smoke
+
+# Hand-made mutants (scripts/mutants.py): each breaks one claim in a scratch copy; every one must be KILLED.
+mutate: $(VENV)/.installed
+	$(PY) scripts/mutants.py
 
 clean:
 	rm -rf $(VENV) .imageflow test-artifacts
