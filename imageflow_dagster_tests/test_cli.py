@@ -1,11 +1,13 @@
 """The `imageflow` CLI against moto: bootstrap, submit, status, and one-line errors."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from imageflow_dagster.cli import main
+from imageflow_dagster.flow.progress import LiveProgress
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -40,6 +42,22 @@ def test_status_of_a_finished_job(pipeline, capsys):
     assert report["status"] == "completed" and len(report["image_urls"]) == 5 and report["cost_usd"] > 0
     assert main(["status", job_id]) == 0
     assert f"job {job_id}: completed" in capsys.readouterr().out
+
+
+def test_status_of_a_running_job_shows_its_live_step(db, capsys):
+    assert main(["submit", "--demo"]) == 0
+    job_id = capsys.readouterr().out.strip()
+    progress = LiveProgress(db, job_id, logging.getLogger(__name__))  # the writer the running assets use
+    progress.say(2, "Planned 2 images.", "planning")
+    progress.say(2, "Generating image 1/2: Logo concept", "generating")
+    assert main(["status", job_id]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == [
+        f"job {job_id}: processing",
+        "  live step: Generating image 1/2: Logo concept",
+    ]
+    assert main(["status", job_id, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["status"], report["live_step"]) == ("processing", "Generating image 1/2: Logo concept")
 
 
 def test_unknown_job_is_one_line_with_exit_2(settings, capsys):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
@@ -30,6 +31,20 @@ def wait_until(condition, timeout_s: float, what: str):
 
 def image_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
     return list(instance.get_runs(filters=dg.RunsFilter(job_name="image_generation_job")))
+
+
+def sensor_ticks(instance: dg.DagsterInstance, name: str = "processing_jobs_sensor") -> list:
+    """The ticks the daemon recorded for sensor `name`, newest first."""
+    sensors = instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+    states = [s for s in sensors if s.instigator_name == name]
+    return [tick for s in states for tick in instance.get_ticks(s.instigator_origin_id, s.selector_id)]
+
+
+def ticks_after(instance: dg.DagsterInstance, tick_id: int, count: int) -> list | None:
+    """`count` finished ticks of the job sensor begun after tick `tick_id`, once there are that many."""
+    finished = (TickStatus.SKIPPED, TickStatus.SUCCESS)
+    ended = [t for t in sensor_ticks(instance) if t.tick_id > tick_id and t.status in finished]
+    return ended if len(ended) >= count else None
 
 
 def test_daemon_processes_each_job_exactly_once(local_stack):
@@ -59,7 +74,10 @@ def test_daemon_processes_each_job_exactly_once(local_stack):
         120,
         "the flipped job to complete again",
     )
-    time.sleep(3)  # a few more sensor ticks: the run's own writes must not cause another run
+    # Two whole sensor ticks begun after the job read `completed` again: the run's own writes cause no other run.
+    last = max(t.tick_id for t in sensor_ticks(instance))
+    later = wait_until(lambda: ticks_after(instance, last, 2), 60, "two more ticks of processing_jobs_sensor")
+    assert [t.run_ids for t in later] == [[] for _ in later]
     runs = image_runs(instance)
     assert len(runs) == 11
     assert [r.tags["dagster/partition"] for r in runs].count(flipped) == 2

@@ -1,12 +1,11 @@
-"""The local OpenAI-compatible server against the official SDK with strict response validation."""
+"""The local OpenAI-compatible server against the official SDK with strict response validation: only what the
+pipeline relies on. Covered elsewhere, through real runs: counted 500 and timeout faults (test_faults.py),
+bad payloads and moderation (test_pipeline.py), the server's CLI flags and SIGTERM (test_local_stack.py),
+limits set over the control API (test_rate_limit_burst.py)."""
 
 import base64
 import io
 import json
-import subprocess
-import sys
-import time
-import urllib.request
 
 import openai
 import pytest
@@ -16,6 +15,7 @@ from PIL import Image
 from imageflow_dagster.flow.planner import PLAN_SCHEMA
 from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
+from imageflow_dagster.resources.openai_retry import retry_after_s
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +27,11 @@ def server():
 @pytest.fixture
 def client(server):
     server.reset()
-    server.configure(image_latency_s=0.0, response_latency_s=0.0, timeout_fault_s=5.0)
+    server.configure(image_latency_s=0.0, response_latency_s=0.0)
     server.configure(images_per_minute=0, shut_down_models=[], quota_exhausted=False)
-    with openai.OpenAI(api_key="test-key", base_url=server.base_url, _strict_response_validation=True, max_retries=2) as sdk:
+    # As the pipeline's client: the SDK's own retries are off (openai_retry.CallPolicy decides).
+    sdk = openai.OpenAI(api_key="test-key", base_url=server.base_url, _strict_response_validation=True, max_retries=0)
+    with sdk:
         yield sdk
 
 
@@ -37,14 +39,11 @@ def _image(b64: str) -> Image.Image:
     return Image.open(io.BytesIO(base64.b64decode(b64)))
 
 
-def test_images_png_square(client):
-    result = client.images.generate(model="gpt-image-1.5", prompt="a red fox", size="1024x1024", quality="low")
-    image = _image(result.data[0].b64_json)
-    assert (image.format, image.size) == ("PNG", (1024, 1024))
-    assert result.usage.output_tokens == 272 and result.size == "1024x1024" and result.output_format == "png"
-
-
 def test_images_formats_sizes_and_n(client):
+    result = client.images.generate(model="gpt-image-1.5", prompt="a red fox", size="1024x1024", quality="low")
+    png = _image(result.data[0].b64_json)
+    assert (png.format, png.size) == ("PNG", (1024, 1024))
+    assert result.usage.output_tokens == 272 and result.size == "1024x1024" and result.output_format == "png"
     webp = client.images.generate(model="gpt-image-1.5", prompt="p", output_format="webp", output_compression=80, n=2)
     assert len(webp.data) == 2 and _image(webp.data[1].b64_json).format == "WEBP"
     jpeg = client.images.generate(model="gpt-image-1.5", prompt="p", output_format="jpeg", size="1536x1024", quality="high")
@@ -118,90 +117,38 @@ def test_responses_image_tool(client):
     assert response.tool_usage.image_gen.output_tokens == 1584
 
 
-def test_500_then_success_is_retried_by_the_sdk(client, server):
-    result = client.images.generate(model="gpt-image-1.5", prompt="x [[img-fault:500x2]]")
-    assert result.data[0].b64_json
-    assert [r["retry_count"] for r in server.requests("images")] == [0, 1, 2]
-
-
-def test_500_outliving_retries_raises(server):
-    server.reset()
-    with openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=1) as sdk, pytest.raises(openai.InternalServerError):
-        sdk.images.generate(model="gpt-image-1.5", prompt="y [[img-fault:500]]")
-    assert len(server.requests("images")) == 2
-
-
-def test_429_honours_retry_after_quickly(client, server):
-    started = time.monotonic()
-    client.images.generate(model="gpt-image-1.5", prompt="z [[img-fault:429x1]]")
-    assert time.monotonic() - started < 2.0  # retry-after-ms: 50, not the SDK's backoff
+def test_429_fault_asks_for_50_ms_in_the_headers_the_pipeline_reads(client, server):
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.images.generate(model="gpt-image-1.5", prompt="z [[img-fault:429x1]]")
+    assert raised.value.code == "rate_limit_exceeded"
+    assert raised.value.response.headers["retry-after-ms"] == "50"
+    assert retry_after_s(raised.value) == 0.05  # the wait imageflow takes, not the SDK's backoff
+    assert client.images.generate(model="gpt-image-1.5", prompt="z [[img-fault:429x1]]").data[0].b64_json
+    assert [r["status"] for r in server.requests("images")] == [429, 200]
     assert server.stats()["faults"] == {"429": 1}
 
 
-def test_moderation_is_not_retried(client, server):
-    with pytest.raises(openai.BadRequestError) as raised:
-        client.images.generate(model="gpt-image-1.5", prompt="m [[img-fault:moderation]]")
-    assert raised.value.code == "moderation_blocked"
-    assert len(server.requests("images")) == 1
-
-
-def test_timeout(server):
-    server.configure(timeout_fault_s=1.0)
-    with openai.OpenAI(api_key="k", base_url=server.base_url, timeout=0.3, max_retries=0) as sdk:
-        with pytest.raises(openai.APITimeoutError):
-            sdk.images.generate(model="gpt-image-1.5", prompt="t [[img-fault:timeout]]")
-
-
-@pytest.mark.parametrize(("fault", "expected"), [("invalid_base64", "@@not-base64@@"), ("not_image", None)])
-def test_bad_payloads_are_200(client, fault, expected):
-    b64 = client.images.generate(model="gpt-image-1.5", prompt=f"b [[img-fault:{fault}]]").data[0].b64_json
-    if expected:
-        assert b64 == expected
-    else:
-        assert base64.b64decode(b64) == b"hello, this is not an image"
-
-
-def test_rule_based_fault_applies_the_given_number_of_times(client, server):
-    server.add_fault(endpoint="images", match="target", fault="500", times=1)
-    client.images.generate(model="gpt-image-1.5", prompt="the target prompt")
-    assert [r["status"] for r in server.requests("images")] == [500, 200]
-
-
 def test_control_api_over_http(server, client):
+    """What the dev stack, the burst tests and the benchmarks drive in another process."""
     control = OpenAIServerControl(server.base_url)
+    client.images.generate(model="gpt-image-1.5", prompt="before the reset")
     control.reset()
-    control.configure(image_latency_s=0.01)
-    control.add_fault(endpoint="images", match="control-q", fault="500", times=1)
-    assert control.stats() == {
-        "images": 0,
-        "responses": 0,
-        "attempts": 0,
-        "faults": {},
-        "rate_limited": 0,
-        "quota_rejected": 0,
-        "model_not_found": 0,
-        "max_in_flight": {},
-    }
-    statuses = lambda: [r["status"] for r in control.requests("images") if r["prompt"] == "control-q"]  # noqa: E731
-    client.images.generate(model="gpt-image-1.5", prompt="control-q")
-    assert statuses() == [500, 200]
+    stats = control.stats()
+    assert (stats["images"], stats["responses"], stats["attempts"], stats["faults"]) == (0, 0, 0, {})
+    assert control.requests() == []
+    control.add_fault(endpoint="images", match="control-q", fault="500")  # every matching call, until cleared
+    for _ in range(2):
+        with pytest.raises(openai.InternalServerError):
+            client.images.generate(model="gpt-image-1.5", prompt="control-q")
     control.clear_faults()
     client.images.generate(model="gpt-image-1.5", prompt="control-q")
-    assert statuses() == [500, 200, 200]
-    control.configure(image_latency_s=0.0)
-
-
-def test_cli_serves_and_stops_on_sigterm():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "imageflow_dagster.local.openai_server", "--port", "0"], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        base_url = process.stdout.readline().strip()
-        assert base_url.startswith("http://127.0.0.1:") and base_url.endswith("/v1")
-        assert json.loads(urllib.request.urlopen(base_url.removesuffix("/v1") + "/_local/stats").read())["images"] == 0
-    finally:
-        process.terminate()
-        assert process.wait(timeout=10) == 0
+    assert [r["status"] for r in control.requests("images")] == [500, 500, 200]
+    assert control.stats()["faults"] == {"500": 2}
+    control.configure(shut_down_models=["gpt-image-1-mini"])
+    with pytest.raises(openai.NotFoundError):
+        client.images.generate(model="gpt-image-1-mini", prompt="gone")
+    with pytest.raises(ValueError, match="images_per_minute"):
+        control.configure(images_per_minute=-1)
 
 
 # ---------------------------------------------------------------- account limits and per-model validation
@@ -344,46 +291,3 @@ def test_sizes_and_qualities_are_checked_per_model(client, model, params, param,
     with pytest.raises(openai.BadRequestError) as raised:
         _tool_call(client, model=model, **params)
     assert raised.value.param == param
-
-
-def test_limits_over_the_http_control_api(server, client):
-    control = OpenAIServerControl(server.base_url)
-    control.reset()
-    control.configure(images_per_minute=1, shut_down_models=["gpt-image-1-mini"])
-    try:
-        with openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0) as sdk:
-            with pytest.raises(openai.NotFoundError):
-                _draw(sdk, model="gpt-image-1-mini")
-            assert _draw(sdk).headers["x-ratelimit-remaining-images"] == "0"
-            with pytest.raises(openai.RateLimitError) as raised:  # a full minute before the next image
-                _draw(sdk)
-        assert int(raised.value.response.headers["retry-after"]) > 1
-        stats = control.stats()
-        assert (stats["images"], stats["rate_limited"], stats["model_not_found"]) == (1, 1, 1)
-        with pytest.raises(ValueError, match="images_per_minute"):
-            control.configure(images_per_minute=-1)
-    finally:
-        control.configure(images_per_minute=0, shut_down_models=[])
-
-
-def test_cli_flags_set_the_limits():
-    flags = ["--images-per-minute", "1", "--shut-down-models", "gpt-image-1,gpt-image-1-mini", "--quota-exhausted"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "imageflow_dagster.local.openai_server", "--port", "0", *flags], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        base_url = process.stdout.readline().strip()
-        with openai.OpenAI(api_key="k", base_url=base_url, max_retries=0) as sdk:
-            with pytest.raises(openai.RateLimitError) as raised:
-                _draw(sdk)
-            assert raised.value.code == "insufficient_quota"
-            OpenAIServerControl(base_url).configure(quota_exhausted=False)
-            with pytest.raises(openai.NotFoundError):
-                _draw(sdk, model="gpt-image-1-mini")
-            assert _draw(sdk).headers["x-ratelimit-limit-images"] == "1"
-            with pytest.raises(openai.RateLimitError) as raised:
-                _draw(sdk)
-            assert raised.value.code == "rate_limit_exceeded"
-    finally:
-        process.terminate()
-        assert process.wait(timeout=10) == 0

@@ -1,4 +1,7 @@
-"""The DynamoDB sensor against moto: claims, pages, bad records, reruns, limits, recovery, run failures."""
+"""The DynamoDB sensor against moto: claims, pages, bad records, reruns, limits, claim statuses, the scan fallback,
+recovery, re-added partitions, run failures (the `dagster/will_retry` cases are in test_ownership.py)."""
+
+import time
 
 import dagster as dg
 import pytest
@@ -6,8 +9,10 @@ from dagster._core.events import DagsterEventType
 
 from imageflow_dagster import sensors
 from imageflow_dagster.definitions import defs
-from imageflow_dagster.flow.job_queue import QueueCursor, waiting_jobs
 from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIM_TAG, mark_completed
+from imageflow_dagster.ids import iso_from_epoch
+from imageflow_dagster.partitions import jobs_partitions
+from imageflow_dagster.retention import partition_retention_job
 from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
 from imageflow_dagster_tests.conftest import with_changes
 from imageflow_dagster_tests.workflows import single_image_workflow
@@ -36,6 +41,15 @@ def requested(result) -> list[str]:
     return [r.partition_key for r in result.run_requests]
 
 
+def write_created_at(db, oldest_first: list[str]) -> list[str]:
+    """Gives the jobs creation times one second apart, an hour ago, in the given order; returns the times."""
+    start = time.time() - 3600
+    times = [iso_from_epoch(start + k) for k in range(len(oldest_first))]
+    for job_id, created_at in zip(oldest_first, times):
+        db.update_item(db.jobs_table, {"job_id": job_id}, set_values={"created_at": created_at})
+    return times
+
+
 def test_new_jobs_are_claimed_and_get_one_run_each(pipeline, db, sensor_instance):
     jobs = submit(pipeline, 3)
     pipeline.submit(WORKFLOW, status="pending")  # the seed API's initial status is not ours to pick up
@@ -60,25 +74,33 @@ def test_claimed_jobs_get_no_second_run(pipeline, db, sensor_instance):
 def test_many_jobs_drain_over_ticks(pipeline, db, sensor_instance, monkeypatch):
     monkeypatch.setattr(sensors, "MAX_ITEMS_PER_TICK", 5)
     jobs = submit(pipeline, 12)
-    seen, cursor = [], None
-    for _ in range(3):
+    write_created_at(db, jobs)  # jobs[0] oldest ... jobs[11] newest
+    ticks, cursor = [], None
+    for _ in range(4):
         result = tick(sensor_instance, db, cursor)
-        seen += requested(result)
+        ticks.append(requested(result))
         cursor = result.cursor
-    assert sorted(seen) == sorted(jobs) and len(seen) == 12
+    # five jobs read per tick, oldest first; the fourth tick starts a new pass and finds every job claimed
+    assert ticks == [jobs[0:5], jobs[5:10], jobs[10:12], []]
 
 
 def test_per_tick_run_limit_continues_in_creation_order(pipeline, db, sensor_instance, monkeypatch):
     monkeypatch.setenv("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", "3")
-    submit(pipeline, 7)
-    index_order = [j["job_id"] for j in waiting_jobs(db, "processing", "gsi_status_created", QueueCursor(), 100).jobs]
-    jobs = index_order  # oldest first, as the status index returns them
+    jobs = submit(pipeline, 7)
+    # Creation times written here, in an order unlike the submission order: the expected order is theirs.
+    oldest_first = [jobs[4], jobs[0], jobs[6], jobs[2], jobs[5], jobs[1], jobs[3]]
+    created = write_created_at(db, oldest_first)
+    assert [pipeline.job(j)["created_at"] for j in oldest_first] == sorted(created)
     batches, cursor = [], None
     for _ in range(3):
         result = tick(sensor_instance, db, cursor)
         batches.append(requested(result))
         cursor = result.cursor
-    assert batches == [jobs[0:3], jobs[3:6], jobs[6:7]]  # no job skipped, none waits for a wrap-around
+    assert batches == [  # no job skipped, none waits for a wrap-around
+        [jobs[4], jobs[0], jobs[6]],
+        [jobs[2], jobs[5], jobs[1]],
+        [jobs[3]],
+    ]
 
 
 def test_bad_record_among_good_ones_fails_alone(pipeline, db, sensor_instance):
@@ -108,10 +130,49 @@ def test_rerun_flip_gets_exactly_one_new_run(pipeline, db, sensor_instance):
     assert tick(sensor_instance, db, again.cursor).run_requests == []
 
 
-def test_scan_fallback_without_status_index(pipeline, db, sensor_instance, monkeypatch):
-    monkeypatch.setenv("IMAGEFLOW_JOBS_STATUS_INDEX", "")
-    jobs = submit(pipeline, 2)
-    assert sorted(requested(tick(sensor_instance, db))) == sorted(jobs)
+def test_claim_statuses_setting_claims_the_listed_statuses_only(pipeline, db, sensor_instance, monkeypatch):
+    monkeypatch.setenv("IMAGEFLOW_CLAIM_STATUSES", "queued, retrying")
+    listed = submit(pipeline, 2, status="queued") + submit(pipeline, 1, status="retrying")
+    unlisted = submit(pipeline, 1) + submit(pipeline, 1, status="pending")  # `processing`, the default, is not listed
+    result = tick(sensor_instance, db)
+    assert sorted(requested(result)) == sorted(listed)
+    for request in result.run_requests:
+        assert pipeline.job(request.partition_key)[CLAIM_ID] == request.tags[CLAIM_TAG]
+    assert [CLAIM_ID in pipeline.job(j) for j in unlisted] == [False, False]
+    assert tick(sensor_instance, db, result.cursor).run_requests == []
+
+
+def test_scan_fallback_finds_jobs_in_a_table_without_the_status_index(pipeline, db, sensor_instance, monkeypatch):
+    db.get_client().update_table(
+        TableName=db.jobs_table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": "gsi_status_created"}}]
+    )
+    jobs = submit(pipeline, 3)
+    pipeline.submit(WORKFLOW, status="pending")
+    with pytest.raises(Exception, match="Invalid index: gsi_status_created"):  # control: the index is really gone
+        tick(sensor_instance, db)
+    monkeypatch.setenv("IMAGEFLOW_JOBS_STATUS_INDEX", "")  # set but empty: this table has no status index
+    result = tick(sensor_instance, db)
+    assert sorted(requested(result)) == sorted(jobs)
+    assert tick(sensor_instance, db, result.cursor).run_requests == []
+
+
+def test_sensor_re_adds_the_partition_retention_removed(pipeline, db, sensor_instance):
+    (job_id,) = submit(pipeline, 1)
+    first = tick(sensor_instance, db)
+    [add] = first.dynamic_partitions_requests
+    sensor_instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))  # as the daemon does
+    assert mark_completed(db, job_id, {}, claim_id=first.run_requests[0].tags[CLAIM_TAG])
+    long_ago = iso_from_epoch(time.time() - 30 * 86400)  # past the default retention of 14 days
+    db.update_item(db.jobs_table, {"job_id": job_id}, set_values={"completed_at": long_ago})
+    retention = partition_retention_job.execute_in_process(instance=sensor_instance, resources={"dynamodb": db})
+    assert retention.output_for_node("remove_ended_job_partitions") == 1
+    assert not sensor_instance.has_dynamic_partition(jobs_partitions.name, job_id)
+    db.update_item(db.jobs_table, {"job_id": job_id}, set_values={"status": "processing"})  # the seed API's rerun
+    again = tick(sensor_instance, db, first.cursor)
+    assert requested(again) == [job_id]
+    assert [(r.partitions_def_name, list(r.partition_keys)) for r in again.dynamic_partitions_requests] == [
+        (jobs_partitions.name, [job_id])
+    ]
 
 
 def test_claim_without_run_is_requested_again_after_grace(pipeline, db, sensor_instance, monkeypatch):
@@ -121,28 +182,6 @@ def test_claim_without_run_is_requested_again_after_grace(pipeline, db, sensor_i
     monkeypatch.setattr(sensors, "UNLAUNCHED_GRACE_S", -1)
     again = tick(sensor_instance, db, first.cursor)
     assert requested(again) == [job_id] and again.run_requests[0].run_key == first.run_requests[0].run_key
-
-
-def test_run_failure_sensor_fails_a_job_left_processing(pipeline, db, resources):
-    resources["openai"] = with_changes(resources["openai"], base_url=None, api_key=None)
-    job = pipeline.submit(WORKFLOW)
-    result = pipeline.run(job.job_id)
-    assert not result.success
-    run = result.dagster_run
-    # As if the worker died before the asset code could record anything: the job is still processing.
-    db.update_item(db.jobs_table, {"job_id": job.job_id}, set_values={"status": "processing", CLAIM_ID: run.run_id})
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=job_run_failure_sensor.name,
-        dagster_event=failure,
-        dagster_instance=pipeline.instance,
-        dagster_run=run,
-        resources={"dynamodb": db},
-    ).for_run_failure()
-    job_run_failure_sensor(context)
-    row = pipeline.job(job.job_id)
-    assert row["status"] == "failed" and row["error_type"] == "RunFailed"
-    assert row["error_message"].startswith(f"Run {run.run_id} failed:")
 
 
 def test_run_failure_sensor_keeps_the_asset_codes_message(pipeline, db, resources):
