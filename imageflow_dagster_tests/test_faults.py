@@ -1,5 +1,6 @@
 """Fault injection: each case drives the local OpenAI server's faults or moto and asserts the end state."""
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -137,7 +138,10 @@ def test_api_key_appears_nowhere(tmp_path, resources, db, s3_client, settings, o
         pipeline = Pipeline(instance, resources, db)
         job = pipeline.submit(mixed_workflow(brand_extra=" [[image2:img-fault:500]]"))  # a failing run logs more
         pipeline.run(job.job_id)
-        assert openai_server.requests("images")[0]["authorization_present"] is True
+    # The canary is the key that was sent: every request carried `Bearer <canary>` (the server keeps its hash).
+    sent = openai_server.requests()
+    assert {r["endpoint"] for r in sent} == {"images", "responses"}
+    assert {r["authorization_sha256"] for r in sent} == {hashlib.sha256(f"Bearer {CANARY}".encode()).hexdigest()}
     assert not _files_containing(storage, CANARY)
     for obj in s3_client.list_objects_v2(Bucket=settings.bucket).get("Contents", []):
         assert CANARY.encode() not in s3_client.get_object(Bucket=settings.bucket, Key=obj["Key"])["Body"].read()

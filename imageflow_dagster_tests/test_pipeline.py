@@ -3,6 +3,7 @@
 import io
 import json
 import re
+import threading
 
 import pytest
 from PIL import Image
@@ -115,7 +116,14 @@ def test_mixed_workflow_end_to_end(pipeline, settings, s3_client, openai_server)
     }
     assert [i["url"] for i in brand_output["images"]] == brand["image_urls"]
     assert len(brand["image_urls"]) == 3 and len(social["image_urls"]) == 2
-    assert isinstance(brand["usage_info"]["cost_usd"], float) and brand["usage_info"]["images_generated"] == 3
+    # The step's cost is its planner call plus its three images, at pricing.json's rates: gpt-5.2 5/15 per 1M
+    # tokens in/out; gpt-image-2.6-sunburst 5 per 1M text tokens in, 30 per 1M image tokens out (272 per low 1024²).
+    info = brand["usage_info"]
+    assert info["images_generated"] == 3 and info["image_output_tokens"] == 3 * 272
+    assert info["input_tokens"] > 0 and info["output_tokens"] > 0 and info["image_input_tokens"] > 0
+    planner_cost = info["input_tokens"] * 5 / 1e6 + info["output_tokens"] * 15 / 1e6
+    image_cost = info["image_input_tokens"] * 5 / 1e6 + 3 * 272 * 30 / 1e6
+    assert info["cost_usd"] == pytest.approx(planner_cost + image_cost) and info["cost_usd"] > 0
     assert brand["artifact_id"] in {a["artifact_id"] for a in outputs}
     assert "=== Form Submission ===" in brand["input"]["context"] and "=== Step 1: Research ===" in brand["input"]["context"]
 
@@ -123,7 +131,8 @@ def test_mixed_workflow_end_to_end(pipeline, settings, s3_client, openai_server)
     metadata = asset_metadata(result, "execution_steps")
     assert metadata["openai.images"].value == MIXED_IMAGES
     assert metadata["openai.gpt-image-2.6-sunburst.calls"].value == MIXED_IMAGES
-    assert metadata["openai.cost_usd"].value > 0
+    assert metadata["openai.cost_usd"].value == pytest.approx(sum(float(u["cost_usd"]) for u in usage))
+    assert metadata["openai.cost_usd"].value > image_usage[0]["cost_usd"] > 0
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
     assert checks == {"every_planned_image_stored": True, "every_workflow_step_recorded": True}
 
@@ -217,7 +226,8 @@ def test_moderation_on_every_prompt_fails_the_step(pipeline):
 def test_500_outliving_retries_fails_job_and_rerun_makes_only_the_missing_image(pipeline, settings, s3_client, openai_server):
     job = pipeline.submit(single_image_workflow("Create 3 brand images."))
     openai_server.add_fault(endpoint="images", match="image 2 of 3", fault="500", times=3)  # 1 try + 2 retries
-    assert not pipeline.run(job.job_id).success
+    result = pipeline.run(job.job_id)
+    assert not result.success
 
     row = pipeline.job(job.job_id)
     assert row["status"] == "failed"
@@ -229,9 +239,17 @@ def test_500_outliving_retries_fails_job_and_rerun_makes_only_the_missing_image(
     assert sorted(a["s3_key"] for a in pipeline.artifacts(job.job_id) if a["artifact_type"] == "image") == kept
     failed_entries = [r for r in openai_server.requests("images") if "image 2 of 3" in r["prompt"]]
     assert len(failed_entries) == 3  # IMAGEFLOW_OPENAI_MAX_RETRIES=2 retries of a 500, then the image fails
+    # The asset check sees the planned image that is not in S3, and names it.
+    [stored_check] = [c for c in result.get_asset_check_evaluations() if c.check_name == "every_planned_image_stored"]
+    assert stored_check.passed is False
+    missing = stored_check.metadata["missing"].value
+    assert len(missing) == 1 and "_image_2_" in missing[0] and missing[0] not in kept
 
     openai_server.reset()
-    assert pipeline.run(job.job_id).success
+    result = pipeline.run(job.job_id)
+    assert result.success
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks == {"every_planned_image_stored": True, "every_workflow_step_recorded": True}
     assert openai_server.stats()["images"] == 1
     assert len(_image_keys(s3_client, settings.bucket, prefix)) == 3
     row = pipeline.job(job.job_id)
@@ -257,13 +275,17 @@ def test_non_image_bytes_are_rejected(pipeline, settings, s3_client):
     assert _image_keys(s3_client, settings.bucket, f"{job.tenant_id}/jobs/{job.job_id}/") == []
 
 
-def test_wrong_format_is_converted_to_the_requested_one(pipeline, settings, s3_client):
+def test_wrong_format_is_converted_to_the_requested_one(pipeline, settings, s3_client, openai_server):
     job = pipeline.submit(single_image_workflow("Create 1 brand image. [[image1:img-fault:wrong_format]]"))
     assert pipeline.run(job.job_id).success
+    assert openai_server.stats()["faults"] == {"wrong_format": 1}  # the server answered JPEG bytes for a PNG
     (key,) = _image_keys(s3_client, settings.bucket, f"{job.tenant_id}/jobs/{job.job_id}/")
     obj = s3_client.get_object(Bucket=settings.bucket, Key=key)
     assert key.endswith(".png") and obj["ContentType"] == "image/png"
-    assert obj["Body"].read().startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(obj["Body"].read())) as image:
+        assert (image.format, image.size) == ("PNG", (1024, 1024))
+    [image_entry] = read_json_object(s3_client, settings.bucket, f"{job.tenant_id}/jobs/{job.job_id}/execution_steps.json")[1]["images"]
+    assert image_entry["converted_from"] == "jpeg" and image_entry["url"].endswith(key)
 
 
 @pytest.mark.parametrize(
@@ -288,21 +310,32 @@ def test_missing_workflow_fails_job_with_clear_message(pipeline, db):
     assert row["error_type"] == "InvalidJobRecord"
 
 
-def test_live_step_progress_is_written_and_removed(pipeline, db, monkeypatch):
-    seen: list[dict] = []
-    original = db.update_item
+def _watch_job_row(pipeline, job_id: str, stop: threading.Event, seen: list) -> None:
+    """What the seed's job page shows while the run goes on: the job row's `live_step`, read every 20 ms."""
+    while not stop.wait(0.02):
+        row = pipeline.job(job_id) or {}
+        live = row.get("live_step")
+        if live and (not seen or seen[-1] != (row["status"], live)):
+            seen.append((row["status"], live))
 
-    def recording_update(table, key, **kwargs):
-        if "live_step" in (kwargs.get("set_values") or {}):
-            seen.append(kwargs["set_values"]["live_step"])
-        return original(table, key, **kwargs)
 
-    monkeypatch.setattr(type(db), "update_item", lambda self, *a, **k: recording_update(*a, **k))
+def test_live_step_progress_is_written_and_removed(pipeline, openai_server):
+    openai_server.configure(response_latency_s=0.4, image_latency_s=0.4)  # each state stays on the row a while
     job = pipeline.submit(single_image_workflow("Create 2 brand images."))
-    assert pipeline.run(job.job_id).success
-    texts = [s["output_text"] for s in seen]
-    assert texts[0] == "Planning image prompts..." and seen[0]["status"] == "planning"
-    assert any("Planned 2 image prompts." in t for t in texts)
-    assert any("Generating image 1/2: Brand Images 1" in t for t in texts)
-    assert any("Generated image 2/2: Brand Images 2" in t for t in texts)
+    stop, seen = threading.Event(), []
+    watcher = threading.Thread(target=_watch_job_row, args=(pipeline, job.job_id, stop, seen))
+    watcher.start()
+    try:
+        assert pipeline.run(job.job_id).success
+    finally:
+        stop.set()
+        watcher.join()
+    assert seen, "live_step never appeared on the job row"
+    assert {status for status, _ in seen} == {"processing"}
+    first = seen[0][1]
+    assert (first["step_order"], first["status"], first["output_text"]) == (1, "planning", "Planning image prompts...")
+    lines = {line for _, live in seen for line in live["output_text"].splitlines()}
+    assert "Planned 2 image prompts." in lines
+    assert {"Generating image 1/2: Brand Images 1", "Generating image 2/2: Brand Images 2"} <= lines
+    assert {"Generated image 1/2: Brand Images 1", "Generated image 2/2: Brand Images 2"} <= lines
     assert "live_step" not in pipeline.job(job.job_id)

@@ -5,6 +5,7 @@ stack's OpenAI process enforces 30 images/min with 2 s per image, `dagster-daemo
 import sys
 from pathlib import Path
 
+import openai
 import pytest
 
 from imageflow_dagster.local.openai_control import OpenAIServerControl
@@ -18,10 +19,11 @@ pytestmark = pytest.mark.e2e
 JOBS, IMAGES_PER_JOB, IMAGES_PER_MINUTE, LATENCY_S = 12, 4, 30, 2.0
 
 
-def run_burst(local_stack) -> tuple[list[str], OpenAIServerControl]:
+def run_burst(local_stack, spent_elsewhere: int = 0) -> tuple[list[str], OpenAIServerControl]:
     stack = local_stack()
     server = OpenAIServerControl(stack.env["OPENAI_BASE_URL"])
     server.configure(images_per_minute=IMAGES_PER_MINUTE, image_latency_s=LATENCY_S)
+    spend_images(stack.env["OPENAI_BASE_URL"], spent_elsewhere)
     db = build_resources(Settings.from_env())["dynamodb"]
     workflow = single_image_workflow(f"Create {IMAGES_PER_JOB} brand images.", model="gpt-image-2.6-sunburst")
     jobs = [submit_job(db, workflow=workflow, answers={"name": "Ada"}).job_id for _ in range(JOBS)]
@@ -34,15 +36,23 @@ def run_burst(local_stack) -> tuple[list[str], OpenAIServerControl]:
     return jobs, server
 
 
+def spend_images(base_url: str, count: int) -> None:
+    """Other work on the same OpenAI account spends part of the minute's images first."""
+    sdk = openai.OpenAI(base_url=base_url, api_key="other-work", max_retries=0)
+    for _ in range(count):
+        sdk.images.generate(model="gpt-image-2.6-sunburst", prompt="other work", size="1024x1024")
+
+
 def image_calls(server: OpenAIServerControl) -> tuple[list[dict], list[dict]]:
     calls = server.requests("images")
     return [c for c in calls if c["status"] == 200], [c for c in calls if c["status"] == 429]
 
 
 def test_burst_completes_when_the_limit_is_unknown(local_stack):
-    _, server = run_burst(local_stack)
+    # With 20 of the minute's 30 images spent elsewhere, the burst meets the limit however slowly runs start.
+    _, server = run_burst(local_stack, spent_elsewhere=20)
     served, refused = image_calls(server)
-    assert len(served) == JOBS * IMAGES_PER_JOB
+    assert len(served) == JOBS * IMAGES_PER_JOB + 20
     assert refused, "the server never refused: the burst did not reach the limit"
     assert server.stats()["quota_rejected"] == 0
 

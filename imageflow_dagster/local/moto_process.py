@@ -37,15 +37,25 @@ def load_state(path: str) -> bool:
         return False
 
 
-def save_state(path: str, lock: threading.Lock) -> None:
+def save_state(path: str, lock: threading.Lock, attempts: int = 3) -> bool:
+    """Snapshot moto's backends; False when requests kept changing them while pickling (the next save retries).
+
+    moto's request threads write without this lock, so pickling can meet a dict changing size: that snapshot is
+    dropped instead of taking the whole server down."""
     if not path:
-        return
+        return True
     with lock:
-        snapshot = {service: dict(get_backend(service)) for service in SERVICES}
         temporary = f"{path}.tmp"
-        with open(temporary, "wb") as handle:
-            pickle.dump(snapshot, handle)
-        os.replace(temporary, path)  # a crash mid-write never leaves a half snapshot
+        for _ in range(attempts):
+            try:
+                snapshot = {service: dict(get_backend(service)) for service in SERVICES}
+                with open(temporary, "wb") as handle:
+                    pickle.dump(snapshot, handle)
+            except RuntimeError:  # "dictionary changed size during iteration"
+                continue
+            os.replace(temporary, path)  # a crash mid-write never leaves a half snapshot
+            return True
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
