@@ -6,7 +6,7 @@ from imageflow_dagster.assets.common import GROUP, failing_job_on_error, md_cell
 from imageflow_dagster.flow.generation import GenerationTools, generate_images
 from imageflow_dagster.flow.job_store import put_usage
 from imageflow_dagster.flow.progress import LiveProgress
-from imageflow_dagster.flow.records import IMAGES_SERVICE, image_usage, images_of, usage_record
+from imageflow_dagster.flow.records import IMAGES_SERVICE, image_usage, images_of, unique_replacements, usage_record
 from imageflow_dagster.models.pipeline import GeneratedImage, JobPlan
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
@@ -60,7 +60,7 @@ def _metadata(images: list[GeneratedImage]) -> dict:
             f"| {g.request.step_index + 1} | {md_cell(g.request.label, 40)} | {g.outcome} | {g.model or g.request.model} "
             f"| {g.size_bytes} | {g.latency_s} | {g.rate_limit_wait_s} | {g.rate_limited} | {cost:.4f} | {note} |"
         )
-    replacements = list({tuple(r.items()): r for g in images for r in g.replacements}.values())
+    replacements = unique_replacements([r for g in images for r in g.replacements])
     return {
         "images": len(images),
         **{f"images_{outcome}": n for outcome, n in counts.items()},

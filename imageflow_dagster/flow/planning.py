@@ -96,11 +96,9 @@ def _plan_step(
             _run_text_step(plan, step, tools, where)
         else:
             _plan_image_step(job, plan, tool, tools, where)
-    except openai.OpenAIError as exc:
-        plan.status, plan.error, plan.error_type = "failed", api_error_text(exc), type(exc).__name__
-        tools.log.error(f"planning failed {where}: {plan.error}")
-    except (ModelRetired, ImageConfigError) as exc:
-        plan.status, plan.error, plan.error_type = "failed", str(exc), type(exc).__name__
+    except (openai.OpenAIError, ModelRetired, ImageConfigError) as exc:
+        reason = api_error_text(exc) if isinstance(exc, openai.OpenAIError) else str(exc)
+        plan.status, plan.error, plan.error_type = "failed", reason, type(exc).__name__
         tools.log.error(f"planning failed {where}: {plan.error}")
     plan.duration_ms = int((time.monotonic() - started) * 1000)
     return plan

@@ -57,6 +57,11 @@ def used_image_model(step: StepPlan, images: list[GeneratedImage]) -> str | None
     return next((g.model for g in images if g.model), step.image_model)
 
 
+def unique_replacements(replacements: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each model swap once, in the order first made (every image of a step reports the same one)."""
+    return list({tuple(r.items()): r for r in replacements}.values())
+
+
 def image_step_json(step: StepPlan, images: list[GeneratedImage]) -> str:
     stored = [{"label": g.request.label, "prompt": g.request.prompt, "url": g.request.url} for g in images if g.stored]
     blocked = [
@@ -167,9 +172,9 @@ def _ai_step(step: StepPlan, images: list[GeneratedImage], outcome: StepOutcome,
         record.image_model = used_image_model(step, images)
         record.requested_image_model = step.requested_image_model or step.image_model
         record.images = [_image_entry(g) for g in images]
-    replacements = step.replacements + [r for g in images for r in g.replacements]
+    replacements = unique_replacements(step.replacements + [r for g in images for r in g.replacements])
     if replacements:
-        record.model_replacements = list({tuple(r.items()): r for r in replacements}.values())
+        record.model_replacements = replacements
     return record
 
 

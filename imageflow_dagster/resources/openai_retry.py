@@ -83,7 +83,7 @@ class CallPolicy:
                 in_slot_retry = not in_slot_retry and _early_for_its_slot(budget, units, retry_after)
                 if in_slot_retry:
                     self._sleep_in_slot(retry_after, deadline, stats)
-            except (openai.APIConnectionError, openai.InternalServerError, openai.APIStatusError) as exc:
+            except (openai.APIConnectionError, openai.APIStatusError) as exc:
                 if not _is_transient(exc) or transient_failures >= self.max_retries:
                     raise
                 time.sleep(_backoff(exc, transient_failures))
