@@ -34,7 +34,12 @@ def table_specs(settings: Settings) -> list[TableSpec]:
         TableSpec(t.forms, "form_id", {"gsi_tenant_id": ("tenant_id", None)}),
         TableSpec(t.submissions, "submission_id", {"gsi_tenant_created": ("tenant_id", "created_at")}),
         TableSpec(t.artifacts, "artifact_id", {"gsi_job_id": ("job_id", None), "gsi_tenant_type": ("tenant_id", "artifact_type")}),
-        TableSpec(t.usage_records, "usage_id", {"gsi_tenant_date": ("tenant_id", "created_at")}),
+        TableSpec(
+            t.usage_records,
+            "usage_id",
+            # gsi_job_id is imageflow's own (the seed has none): a job's cost over all its runs.
+            {"gsi_tenant_date": ("tenant_id", "created_at"), "gsi_job_id": ("job_id", None)},
+        ),
         # imageflow's own: the account-wide OpenAI rate budgets (resources/rate_budget.py)
         TableSpec(settings.rate_limits_table, "budget"),
     ]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
 
 ENDED = ("completed", "failed")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the source tree (pyproject.toml with [tool.dg])
 
 
 class CliError(Exception):
@@ -196,11 +198,8 @@ def _dev(args: argparse.Namespace) -> int:
         log_path = stack.home / "dagster-dev.log"
         print(f"local stack: moto {stack.env['AWS_ENDPOINT_URL']}, OpenAI {stack.env['OPENAI_BASE_URL']}, data {stack.home}")
         with open(log_path, "ab") as log:
-            stack.spawn(
-                [sys.executable, "-m", "dagster", "dev", "-w", str(_workspace(stack.home)), "-h", "127.0.0.1", "-p", str(ui_port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            command = dg_dev_command(stack.home, ui_port)
+            stack.spawn(command, stdout=log, stderr=subprocess.STDOUT, env=_active_venv())
         ui = f"http://127.0.0.1:{ui_port}"
         if not wait_for_http(f"{ui}/server_info", 180):
             raise CliError(f"the Dagster UI did not come up; see {log_path}")
@@ -235,13 +234,37 @@ def _run_demo(stack, timeout_s: float, stopped: threading.Event) -> None:
         print(f"demo job {job.job_id} has not finished yet; see the Dagster UI", flush=True)
 
 
+def dg_dev_command(home: Path, port: int) -> list[str]:
+    """`dg dev` (dagster-dg-cli: webserver + daemon) on 127.0.0.1:`port`. From the source tree it loads the
+    project that pyproject.toml's [tool.dg] describes (code location `imageflow`); installed without the
+    source tree, a workspace file written under `home` names the same code location."""
+    dg_dev = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-h", "127.0.0.1", "-p", str(port)]
+    if _is_dg_project(PROJECT_ROOT):
+        return [*dg_dev, "--target-path", str(PROJECT_ROOT)]
+    return [*dg_dev, "-w", str(_workspace(home))]
+
+
+def _is_dg_project(root: Path) -> bool:
+    try:
+        return "dg" in tomllib.loads((root / "pyproject.toml").read_text()).get("tool", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
 def _workspace(home: Path) -> Path:
-    source_tree = Path(__file__).resolve().parent.parent / "workspace.yaml"
-    if source_tree.exists():
-        return source_tree
-    generated = home / "workspace.yaml"  # installed without the source tree
-    generated.write_text("load_from:\n  - python_module:\n      module_name: imageflow_dagster.definitions\n")
+    generated = home / "workspace.yaml"
+    generated.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        "      module_name: imageflow_dagster.definitions\n"
+        "      location_name: imageflow\n"
+    )
     return generated
+
+
+def _active_venv() -> dict[str, str]:
+    """`dg` warns when $VIRTUAL_ENV is not the project's .venv: name the environment it runs on, this one."""
+    return {"VIRTUAL_ENV": sys.prefix} if sys.prefix != sys.base_prefix else {}
 
 
 # ---- helpers

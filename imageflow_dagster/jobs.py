@@ -2,8 +2,8 @@ import dagster as dg
 
 from imageflow_dagster.assets.common import GROUP
 
-# In-process: the job's assets form a chain, so separate processes per step would only add ~1 s each;
-# parallelism lives inside `generated_images` (threads) and across runs (one run per job).
+# In-process: the job is one op (`process_job`); parallelism lives inside it (threads) and across runs
+# (one run per job).
 image_generation_job = dg.define_asset_job(
     "image_generation_job",
     selection=dg.AssetSelection.groups(GROUP),

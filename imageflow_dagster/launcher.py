@@ -32,9 +32,9 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
+from imageflow_dagster.run_tags import WORKER_TAG
 from imageflow_dagster.warm_worker import process_state
 
-WORKER_TAG = "imageflow/run_worker"  # "pid starttime" of the run's process
 # The first answer waits for the preloads (~2 s here); later ones for one fork (~10 ms).
 REPLY_TIMEOUT_S = 120
 

@@ -23,6 +23,7 @@ from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.run_tags import job_tags
 from imageflow_dagster.settings import Settings
 
 WILL_RETRY_TAG = "dagster/will_retry"
@@ -80,14 +81,14 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
             return
         claim = new_id("claim")
         try:
-            load_job_inputs(db, job_id)
+            inputs = load_job_inputs(db, job_id)
         except BadRecordError as bad:
             if claim_job(db, job_id, claim, settings.claim_statuses, db.claim_lease_s):
                 mark_failed(db, job_id, str(bad), bad.error_type, claim_id=claim)
                 tick.failed_jobs += 1
             return
         if claim_job(db, job_id, claim, settings.claim_statuses, db.claim_lease_s):
-            tick.run_requests.append(_run_request(job, claim))
+            tick.run_requests.append(_run_request(job, claim, inputs.workflow.workflow_name))
         else:
             tick.skipped += 1  # another claimer won, or the index was stale: not an error
     except Exception as exc:
@@ -108,12 +109,9 @@ def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
     tick.run_requests.append(_run_request(job, claim))
 
 
-def _run_request(job: dict, claim: str) -> dg.RunRequest:
-    return dg.RunRequest(
-        partition_key=job["job_id"],
-        run_key=f"{job['job_id']}:{claim}",
-        tags={CLAIM_TAG: claim, "imageflow/job_id": job["job_id"], "imageflow/tenant_id": str(job.get("tenant_id", ""))},
-    )
+def _run_request(job: dict, claim: str, workflow_name: str | None = None) -> dg.RunRequest:
+    tags = job_tags(job["job_id"], job.get("tenant_id", ""), job.get("workflow_id", ""), workflow_name)
+    return dg.RunRequest(partition_key=job["job_id"], run_key=f"{job['job_id']}:{claim}", tags={CLAIM_TAG: claim, **tags})
 
 
 def _epoch(iso: str | None) -> float | None:

@@ -1,4 +1,4 @@
-"""Headless Chromium against a real `dagster dev` on the local stack: the asset graph shows the five assets and
+"""Headless Chromium against a real `dg dev` on the local stack: the asset graph shows the five assets and
 the demo job's `s3_objects` materialization shows images that actually load. Screenshots go to test-artifacts/."""
 
 import shutil
@@ -33,9 +33,9 @@ CHROMIUM_ARGS = [
 def dagster_ui(local_stack):
     stack = local_stack()
     port = _free_port()
-    dagster = str(Path(sys.executable).parent / "dagster")
-    stack.spawn([dagster, "dev", "-w", str(WORKSPACE), "-h", "127.0.0.1", "-p", str(port)])
-    assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dagster dev did not come up"
+    dg = str(Path(sys.executable).parent / "dg")
+    stack.spawn([dg, "dev", "--target-path", str(WORKSPACE.parent), "-h", "127.0.0.1", "-p", str(port)])
+    assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dg dev did not come up"
     return f"http://127.0.0.1:{port}"
 
 

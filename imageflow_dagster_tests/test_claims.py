@@ -12,7 +12,7 @@ from imageflow_dagster_tests.conftest import read_json_object, with_changes
 from imageflow_dagster_tests.test_pipeline import _image_keys
 from imageflow_dagster_tests.workflows import image_step, single_image_workflow, text_step
 
-NO_REPLAY = {"ops": {"plan_steps": {"config": {"replay_answers": False}}}}
+NO_REPLAY = {"ops": {"process_job": {"config": {"replay_answers": False}}}}
 
 
 def _steps(s3_client, settings, job) -> list[dict]:

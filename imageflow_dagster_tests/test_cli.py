@@ -1,15 +1,24 @@
-"""The `imageflow` CLI against moto: bootstrap, submit, status, and one-line errors."""
+"""The `imageflow` CLI against moto: bootstrap, submit, status, one-line errors; `imageflow dev` on `dg dev`."""
 
 import json
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from imageflow_dagster import cli
 from imageflow_dagster.cli import main
 from imageflow_dagster.flow.progress import LiveProgress
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
 
 
 def test_bootstrap_is_idempotent(settings, capsys):
@@ -91,3 +100,88 @@ def test_help_of_every_command(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
     assert exited.value.code == 0 and "usage: imageflow" in capsys.readouterr().out
+
+
+# ---- dev: `dg dev` (dagster-dg-cli), not the superseded `dagster dev`
+DG_DEV = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-h", "127.0.0.1", "-p", "3456"]
+
+
+def test_dev_runs_dg_dev_on_the_project_from_the_source_tree(tmp_path):
+    assert cli.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "--target-path", str(ROOT)]  # pyproject's [tool.dg]
+    assert not (tmp_path / "workspace.yaml").exists()
+
+
+def test_dev_without_the_source_tree_runs_dg_dev_on_a_workspace_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path / "site-packages")  # installed: no pyproject.toml
+    workspace = tmp_path / "workspace.yaml"
+    assert cli.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "-w", str(workspace)]
+    assert "module_name: imageflow_dagster.definitions" in workspace.read_text()
+    assert "location_name: imageflow" in workspace.read_text()
+
+
+@pytest.mark.e2e
+def test_imageflow_dev_serves_the_imageflow_location_with_dg_dev(tmp_path):
+    """`imageflow dev --no-demo` from another directory: the UI serves code location `imageflow`, loaded; no
+    superseded Dagster command is used (its log has no SupersessionWarning); Ctrl-C stops every process."""
+    moto_port, openai_port, ui_port = _distinct_free_ports(3)
+    (tmp_path / "ports.json").write_text(json.dumps({"moto": moto_port, "openai": openai_port, "ui": ui_port}))
+    command = [str(Path(sys.executable).parent / "imageflow"), "dev", "--no-demo", "--home", str(tmp_path)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    dev = subprocess.Popen(
+        command, stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path, env=env
+    )
+    try:
+        lines = []
+        for line in dev.stdout:
+            lines.append(line.rstrip("\n"))
+            if line.startswith("Dagster UI: "):
+                break
+        assert lines and lines[-1].startswith(f"Dagster UI: http://127.0.0.1:{ui_port}"), lines
+        locations = _locations(f"http://127.0.0.1:{ui_port}/graphql")
+        assert locations == [("imageflow", "LOADED", "RepositoryLocation")], locations
+        dev.send_signal(signal.SIGINT)
+        assert dev.wait(timeout=60) == 0
+    finally:
+        if dev.poll() is None:
+            dev.send_signal(signal.SIGINT)
+            try:
+                dev.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(dev.pid, signal.SIGKILL)
+    log = (tmp_path / "dagster-dev.log").read_text()
+    assert "Launching Dagster services" in log, log[-3000:]
+    assert "superseded" not in log.lower() and "SupersessionWarning" not in log, log[-3000:]
+    assert _group_members(dev.pid) == []
+
+
+def _locations(graphql_url: str) -> list[tuple[str, str, str]]:
+    query = (
+        "{ workspaceOrError { ... on Workspace { locationEntries"
+        " { name loadStatus locationOrLoadError { __typename } } } } }"
+    )
+    request = urllib.request.Request(
+        graphql_url, data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
+    )
+    answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
+    entries = answer["data"]["workspaceOrError"]["locationEntries"]
+    return [(e["name"], e["loadStatus"], e["locationOrLoadError"]["__typename"]) for e in entries]
+
+
+def _distinct_free_ports(n: int) -> list[int]:
+    with ExitStack() as held:
+        probes = [held.enter_context(socket.socket()) for _ in range(n)]
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [probe.getsockname()[1] for probe in probes]
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members

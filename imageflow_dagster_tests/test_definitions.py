@@ -1,8 +1,6 @@
-"""The code location loads: five assets in lineage order, the job, sensors and schedule; `dagster definitions
-validate -w workspace.yaml` passes."""
+"""The code location loads: six assets in lineage order from one op, the job, sensors and schedule (`dg check
+defs` is in test_dg.py)."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -10,6 +8,7 @@ import dagster as dg
 from imageflow_dagster.definitions import defs
 
 ROOT = Path(__file__).resolve().parent.parent
+ASSETS = ("planned_prompts", "step_reports", "generated_images", "s3_objects", "artifacts", "execution_steps")
 
 
 def test_assets_form_the_lineage_chain():
@@ -24,12 +23,19 @@ def test_assets_form_the_lineage_chain():
     assert {s.name for s in defs.sensors} == {"processing_jobs_sensor", "job_run_failure_sensor", "job_run_canceled_sensor"}
 
 
-def test_generated_images_belongs_to_the_images_pool():
-    assert defs.resolve_assets_def("generated_images").op.pool == "openai_images"
+def test_every_asset_comes_from_one_op_in_the_images_pool_that_cannot_be_subset():
+    """Materializing any one asset of a job runs the whole job: no stage runs alone on stale inputs."""
+    assets_defs = {defs.resolve_assets_def(key) for key in ASSETS}
+    assert len(assets_defs) == 1
+    [process_job] = assets_defs
+    assert process_job.op.name == "process_job" and process_job.op.pool == "openai_images"
+    assert not process_job.can_subset
+    assert {key.to_user_string() for key in process_job.keys} == set(ASSETS)
 
 
-def test_dagster_definitions_validate_passes():
-    dagster = Path(sys.executable).parent / "dagster"
-    result = subprocess.run([str(dagster), "definitions", "validate", "-w", "workspace.yaml"], cwd=ROOT, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "All code locations passed validation" in result.stderr + result.stdout
+def test_checks_are_evaluated_per_job():
+    process_job = defs.resolve_assets_def("execution_steps")
+    assert {spec.name: spec.partitions_def.name for spec in process_job.check_specs} == {
+        "every_planned_image_stored": "jobs",
+        "every_workflow_step_recorded": "jobs",
+    }

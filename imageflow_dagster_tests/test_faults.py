@@ -80,22 +80,52 @@ def test_planner_error_outliving_retries_fails_the_step(pipeline, s3_client, set
 
 
 def test_s3_access_denied_fails_job_naming_s3_and_prefix(pipeline, s3_client, settings):
+    """The Deny hits the run's LAST S3 write (execution_steps.json), so every earlier write really happens."""
     job = pipeline.submit(mixed_workflow())
+    prefix = f"{job.tenant_id}/jobs/{job.job_id}/"
+    denied = f"{prefix}execution_steps.json"
     deny = {
         "Version": "2012-10-17",
         "Statement": [
-            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{settings.bucket}/*"}
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:PutObject",
+                "Resource": f"arn:aws:s3:::{settings.bucket}/{denied}",
+            }
         ],
     }
     s3_client.put_bucket_policy(Bucket=settings.bucket, Policy=json.dumps(deny))
     assert not pipeline.run(job.job_id).success
+    s3_client.delete_bucket_policy(Bucket=settings.bucket)
+
     row = pipeline.job(job.job_id)
     assert row["status"] == "failed" and row["error_type"] == "StorageError"
-    assert row["error_message"].startswith("Storage error: S3 PutObject failed with AccessDenied")
-    assert f"s3://{settings.bucket}/{job.tenant_id}/jobs/{job.job_id}/" in row["error_message"]
-    s3_client.delete_bucket_policy(Bucket=settings.bucket)
-    listed = s3_client.list_objects_v2(Bucket=settings.bucket, Prefix=f"{job.tenant_id}/jobs/{job.job_id}/")
-    assert "Contents" not in listed  # nothing half-written, no execution_steps.json
+    expected = f"Storage error: S3 PutObject failed with AccessDenied for s3://{settings.bucket}/{prefix}"
+    assert row["error_message"] == expected
+    # The error guard wrote the failure, not the normal finish: the row names no record and no artifacts.
+    assert "execution_steps_s3_key" not in row and "artifacts" not in row
+
+    # Everything written before the denied put is there: at the job's top level the 5 images and the 3 step
+    # outputs, and no execution_steps.json; 3 private replay answers under .imageflow/responses/; nothing else
+    # but previews of those images under thumbnails/ (when the run makes them).
+    listed = s3_client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix).get("Contents", [])
+    keys = {o["Key"] for o in listed}
+    top = {k for k in keys if "/" not in k.removeprefix(prefix)}
+    images = sorted(k for k in top if k.endswith((".png", ".webp")))
+    assert [k.rsplit(".", 1)[-1] for k in images] == ["png"] * 3 + ["webp"] * 2
+    names = ("step_1_research.md", "step_2_brand_images.json", "step_3_social_images.json")
+    assert top == {*images, *(prefix + name for name in names)}
+    assert denied not in keys
+    private = {k for k in keys if k.startswith(f"{prefix}.imageflow/responses/")}
+    assert len(private) == 3
+    previews = {f"{prefix}thumbnails/{k.removeprefix(prefix).rsplit('.', 1)[0]}.jpg" for k in images}
+    assert keys - top - private <= previews
+    # Artifact rows (written before execution_steps.json): one per top-level object, none for anything else,
+    # none for an object that is not there.
+    rows = pipeline.artifacts(job.job_id)
+    assert sorted(r["s3_key"] for r in rows) == sorted(top)
+    assert sorted(r["artifact_type"] for r in rows) == ["image"] * 5 + ["step_output"] * 3
 
 
 def test_missing_bucket_is_named(pipeline, s3_client, settings):

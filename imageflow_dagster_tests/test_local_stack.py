@@ -106,14 +106,14 @@ def test_imageflow_dev_runs_the_demo_job_to_completion_and_ctrl_c_stops_everythi
         assert dev.wait(timeout=60) == 0
     finally:
         _stop(dev)
-    assert _group_members(dev.pid) == []  # dagster dev got its own session; check nothing of ours is left:
+    assert _group_members(dev.pid) == []  # dg dev got its own session; check nothing of ours is left:
     leftovers = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(tmp_path).encode() in _read(p)]
     assert leftovers == []
 
 
 def _stop(dev: subprocess.Popen) -> None:
     """After a failed assertion: Ctrl-C, so that `imageflow dev` stops the processes it started in their own
-    sessions (moto, OpenAI, dagster dev); SIGKILL only if it does not exit."""
+    sessions (moto, OpenAI, dg dev); SIGKILL only if it does not exit."""
     if dev.poll() is None:
         dev.send_signal(signal.SIGINT)
         try:

@@ -1,7 +1,4 @@
-from imageflow_dagster.assets.images import generated_images
-from imageflow_dagster.assets.planning import plan_steps
-from imageflow_dagster.assets.recording import record_job
+from imageflow_dagster.assets.process_job import process_job
 
-# Three ops: planning, image generation (pool `openai_images`), and the record (S3 objects, artifacts,
-# execution steps and the job status).
-all_assets = [plan_steps, generated_images, record_job]
+# One op, six assets: planned_prompts, step_reports, generated_images, s3_objects, artifacts, execution_steps.
+all_assets = [process_job]

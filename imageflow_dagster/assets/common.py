@@ -1,5 +1,6 @@
 """What every asset of the job needs: the failure guard and metadata helpers."""
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,10 +19,21 @@ KINDS = {"openai", "s3", "dynamodb"}
 
 
 def job_asset(key: str, *, deps: list[str], description: str, kinds: set[str]) -> dg.AssetSpec:
-    """An asset written inside another op (`record_job`): in imageflow's group, one partition per job."""
+    """An asset of `process_job`: in imageflow's group, one partition per job."""
     return dg.AssetSpec(
         key, deps=deps, description=description, kinds=kinds, group_name=GROUP, partitions_def=jobs_partitions
     )
+
+
+def job_check(name: str, *, asset: dg.AssetSpec, description: str) -> dg.AssetCheckSpec:
+    """A check evaluated per job: its result belongs to the job's partition, not to the asset as a whole.
+
+    Partitioned checks are a preview feature in Dagster 1.13 (pinned exactly, and covered by tests that read the
+    per-job results back), so its warning is silenced here rather than in every process that loads the code.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(name, asset=asset.key, description=description, partitions_def=jobs_partitions)
 
 
 def claim_id_of(context: dg.AssetExecutionContext) -> str:

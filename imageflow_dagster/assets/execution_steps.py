@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import job_asset, usage_metadata
+from imageflow_dagster.assets.common import job_asset, job_check, usage_metadata
 from imageflow_dagster.flow.job_store import mark_completed, mark_failed
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE, images_of, step_outcome
 from imageflow_dagster.flow.records import execution_steps as build_execution_steps
@@ -23,9 +23,9 @@ EXECUTION_STEPS = job_asset(
     "final status, completed or failed.",
     kinds={"s3", "dynamodb"},
 )
-RECORDED_CHECK_SPEC = dg.AssetCheckSpec(
+RECORDED_CHECK_SPEC = job_check(
     RECORDED_CHECK,
-    asset=EXECUTION_STEPS.key,
+    asset=EXECUTION_STEPS,
     description="execution_steps.json holds the form submission and one entry per workflow step.",
 )
 
@@ -63,14 +63,16 @@ def finish_job(
     return JobOutcome(key=key, records=records, failure=failure)
 
 
-def execution_steps_materialization(
-    plan: JobPlan, generated: list[GeneratedImage], outcome: JobOutcome
-) -> dg.MaterializeResult:
-    return dg.MaterializeResult(
-        asset_key=EXECUTION_STEPS.key,
-        metadata=_metadata(plan, generated, outcome),
-        check_results=[_recorded_check(plan, outcome.records)],
-    )
+def execution_steps_events(
+    plan: JobPlan, generated: list[GeneratedImage], outcome: JobOutcome, job_cost_usd: float
+) -> dg.MaterializeResult | dg.AssetCheckResult:
+    """A completed job materializes `execution_steps`; a failed one leaves it failed for this job (its
+    execution_steps.json is written all the same) and reports only the check."""
+    check = _recorded_check(plan, outcome.records)
+    if outcome.failure:
+        return check
+    metadata = {**_metadata(plan, generated, outcome), "openai.job_cost_usd": round(job_cost_usd, 6)}
+    return dg.MaterializeResult(asset_key=EXECUTION_STEPS.key, metadata=metadata, check_results=[check])
 
 
 def _first_failure(plan: JobPlan, generated: list[GeneratedImage]) -> tuple[str, str] | None:

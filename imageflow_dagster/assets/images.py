@@ -1,49 +1,48 @@
+"""`generated_images`: the image phase of `process_job`, every planned image rendered concurrently (per-job limit
+`IMAGEFLOW_IMAGE_CONCURRENCY`).
+
+An image already stored under its request-derived key is reused without a call; a moderation block or a failed
+image is recorded and judged by the job's rules, so images that did succeed keep their rows.
+"""
+
 import statistics
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import GROUP, failing_job_on_error, md_cell, usage_metadata
+from imageflow_dagster.assets.common import job_asset, md_cell, usage_metadata
 from imageflow_dagster.flow.generation import GenerationTools, generate_images
 from imageflow_dagster.flow.job_store import put_usage
-from imageflow_dagster.flow.progress import LiveProgress
-from imageflow_dagster.flow.records import IMAGES_SERVICE, image_usage, images_of, unique_replacements, usage_record
+from imageflow_dagster.flow.records import IMAGES_SERVICE, image_usage, images_of, step_outcome, unique_replacements
+from imageflow_dagster.flow.records import usage_record
 from imageflow_dagster.models.pipeline import GeneratedImage, JobPlan
-from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.resources.openai_client import OpenAIResource
-from imageflow_dagster.resources.s3 import ImageflowS3Resource
 
-# Bounds Images API calls across all runs; set its limit with `dagster instance concurrency set openai_images N`.
+# Bounds the jobs rendering images at once across all runs: `dagster instance concurrency set openai_images N`.
 IMAGES_POOL = "openai_images"
 
-
-@dg.asset(partitions_def=jobs_partitions, group_name=GROUP, pool=IMAGES_POOL, kinds={"openai", "s3"})
-def generated_images(
-    context: dg.AssetExecutionContext,
-    planned_prompts: JobPlan,
-    openai: OpenAIResource,
-    s3: ImageflowS3Resource,
-    dynamodb: DynamoDBResource,
-) -> dg.Output[list[GeneratedImage]]:
-    """Every planned image of the job, rendered concurrently (per-job limit `IMAGEFLOW_IMAGE_CONCURRENCY`).
-
-    An image already stored under its request-derived key is reused without a call; a moderation block or a
-    failed image is recorded here and judged by `execution_steps`, so images that did succeed keep their rows.
-    """
-    with failing_job_on_error(context, dynamodb):
-        tools = GenerationTools(
-            openai=openai, s3=s3, progress=LiveProgress(dynamodb, planned_prompts.job.job_id, context.log), log=context.log
-        )
-        images = generate_images(planned_prompts, tools)
-        _record_usage(context, dynamodb, planned_prompts, images)
-    return dg.Output(images, metadata=_metadata(images))
+GENERATED_IMAGES = job_asset(
+    "generated_images",
+    deps=["planned_prompts"],
+    description="Every planned image of the job, rendered concurrently and stored in S3 as it arrives.",
+    kinds={"openai", "s3"},
+)
 
 
-def _record_usage(context: dg.AssetExecutionContext, db: DynamoDBResource, plan: JobPlan, images: list[GeneratedImage]):
+def images_phase(plan: JobPlan, tools: GenerationTools, db: DynamoDBResource, run_id: str) -> list[GeneratedImage]:
+    images = generate_images(plan, tools)
     for step in plan.steps:
         usage = image_usage(step, images_of(step, images))
         if usage:
-            put_usage(db, usage_record(plan.job, context.run.run_id, step, IMAGES_SERVICE, usage))
+            put_usage(db, usage_record(plan.job, run_id, step, IMAGES_SERVICE, usage))
+    return images
+
+
+def images_materialization(plan: JobPlan, images: list[GeneratedImage]) -> dg.MaterializeResult | None:
+    """None when an image fails its step under the job's rules: the asset is then failed for this job."""
+    planned = [s for s in plan.steps if s.status == "ok" and s.kind == "image"]
+    if any(not step_outcome(s, images_of(s, images)).success for s in planned):
+        return None
+    return dg.MaterializeResult(asset_key=GENERATED_IMAGES.key, metadata=_metadata(images))
 
 
 def _metadata(images: list[GeneratedImage]) -> dict:
@@ -68,7 +67,7 @@ def _metadata(images: list[GeneratedImage]) -> dict:
         "latency_max_s": max(latencies, default=0.0),
         "latency_median_s": statistics.median(latencies) if latencies else 0.0,
         "moderation_blocked": dg.MetadataValue.json(
-            [{"label": g.request.label, "prompt": g.request.prompt[:300], "reason": g.error} for g in images if g.outcome == "blocked"]
+            [{"label": g.request.label, "key": g.request.key, "prompt": g.request.prompt, "reason": g.error} for g in images if g.outcome == "blocked"]
         ),
         "outcomes": dg.MetadataValue.md("\n".join(rows)),
         "rate_limit_wait_s": round(sum(g.rate_limit_wait_s for g in images), 3),

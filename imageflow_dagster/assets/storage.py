@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import job_asset, md_cell
+from imageflow_dagster.assets.common import job_asset, job_check, md_cell
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import images_of, step_output_document
@@ -18,10 +18,11 @@ S3_OBJECTS = job_asset(
     description="The job's objects in S3: its images (verified with HEAD) and each step's output file.",
     kinds={"s3"},
 )
-STORED_CHECK_SPEC = dg.AssetCheckSpec(
+STORED_CHECK_SPEC = job_check(
     STORED_CHECK,
-    asset=S3_OBJECTS.key,
-    description="Every planned image is in S3 with an image content type (PNG, JPEG or WebP).",
+    asset=S3_OBJECTS,
+    description="Every planned image is in S3 with an image content type (PNG, JPEG or WebP); images blocked by "
+    "moderation are reported, not failed, as the job's own rules do.",
 )
 
 
@@ -32,11 +33,13 @@ def store_objects(s3: ImageflowS3Resource, plan: JobPlan, generated: list[Genera
     return images + outputs
 
 
-def objects_materialization(plan: JobPlan, objects: list[StoredObject], text_steps: int) -> dg.MaterializeResult:
+def objects_materialization(
+    plan: JobPlan, generated: list[GeneratedImage], objects: list[StoredObject], text_steps: int
+) -> dg.MaterializeResult:
     return dg.MaterializeResult(
         asset_key=S3_OBJECTS.key,
         metadata=_metadata(objects, text_steps),
-        check_results=[_stored_check(plan, [o for o in objects if o.kind == "image"])],
+        check_results=[_stored_check(plan, generated, [o for o in objects if o.kind == "image"])],
     )
 
 
@@ -78,15 +81,22 @@ def _store_step_output(
     )
 
 
-def _stored_check(plan: JobPlan, images: list[StoredObject]) -> dg.AssetCheckResult:
+def _stored_check(plan: JobPlan, generated: list[GeneratedImage], images: list[StoredObject]) -> dg.AssetCheckResult:
     stored = {obj.key: obj for obj in images}
-    missing = [r.key for r in plan.image_requests if r.key not in stored]
+    blocked = [g.request.key for g in generated if g.outcome == "blocked"]
+    missing = [r.key for r in plan.image_requests if r.key not in stored and r.key not in blocked]
     wrong_type = [o.key for o in images if o.content_type not in IMAGE_TYPES]
     return dg.AssetCheckResult(
         asset_key=S3_OBJECTS.key,
         check_name=STORED_CHECK,
         passed=not missing and not wrong_type,
-        metadata={"planned": len(plan.image_requests), "missing": missing[:50], "wrong_type": wrong_type[:50]},
+        metadata={
+            "planned": len(plan.image_requests),
+            "stored": len(stored),
+            "blocked_by_moderation": dg.MetadataValue.json(blocked[:50]),
+            "missing": dg.MetadataValue.json(missing[:50]),
+            "wrong_type": dg.MetadataValue.json(wrong_type[:50]),
+        },
     )
 
 

@@ -18,6 +18,10 @@ class BadRecordError(JobError):
     error_type = "InvalidJobRecord"
 
 
+class JobNotFound(BadRecordError):
+    """No job row has this id: nothing can be run, nor marked failed."""
+
+
 class StepFailed(JobError):
     """A workflow step failed; the message follows the seed's `Step {n} ({name}) failed: ...`."""
 

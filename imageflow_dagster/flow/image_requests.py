@@ -52,11 +52,14 @@ def build_image_request(
     public_url: Callable[[str], str],
     responses_model: str | None = None,
     responses_instructions: str | None = None,
+    variant: str = "",
 ) -> ImageRequest:
+    """`variant` makes a fresh key (so a fresh image) for the same request: a step rerun asks for a new one."""
     path = "responses_tool" if responses_model else "images_api"
     params = image_tool_param(tool, model) if responses_model else fit_image_params(model, images_api_params(tool))
     request_hash = short_hash(
-        model, prompt, json.dumps(params, sort_keys=True), responses_model or "", responses_instructions or ""
+        model, prompt, json.dumps(params, sort_keys=True), responses_model or "", responses_instructions or "",
+        *([variant] if variant else []),
     )
     key = image_key(job, step_index + 1, index, request_hash, tool.output_format)
     return ImageRequest(

@@ -12,8 +12,8 @@ from typing import Any
 from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models import Artifact, UsageRecord
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.run_tags import CLAIM_TAG  # noqa: F401  (the run tag that names a claim)
 
-CLAIM_TAG = "imageflow/claim_id"
 CLAIM_ID = "imageflow_claim_id"
 LEASE_UNTIL = "imageflow_lease_until"  # epoch seconds; a claim past it may be taken over
 CLAIMED_AT = "imageflow_claimed_at"
@@ -129,3 +129,15 @@ def put_artifact(db: DynamoDBResource, artifact: Artifact) -> None:
 def put_usage(db: DynamoDBResource, record: UsageRecord) -> bool:
     """Create-only: a usage row describes money spent once; writing it twice would double-bill."""
     return db.put_item(db.usage_records_table, record.model_dump(), condition="attribute_not_exists(usage_id)")
+
+
+def job_cost_usd(db: DynamoDBResource, job_id: str) -> float:
+    """What every run of the job has cost so far, from its usage rows."""
+    total, start_key = 0.0, None
+    while True:
+        rows, start_key = db.query_index(
+            db.usage_records_table, "gsi_job_id", "#j = :j", {"#j": "job_id"}, {":j": job_id}, limit=500, start_key=start_key
+        )
+        total += sum(float(row.get("cost_usd", 0)) for row in rows)
+        if not start_key:
+            return total

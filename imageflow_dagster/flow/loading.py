@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from imageflow_dagster.flow.errors import BadRecordError
+from imageflow_dagster.flow.errors import BadRecordError, JobNotFound
 from imageflow_dagster.flow.ordering import resolve_dependencies
 from imageflow_dagster.ids import InvalidIdError, validate_id
 from imageflow_dagster.models import Form, Job, Submission, Workflow
@@ -38,7 +38,7 @@ def load_job(db: DynamoDBResource, job_id: str) -> Job:
     _valid_id("job_id", job_id)
     raw = db.get_item(db.jobs_table, {"job_id": job_id})
     if raw is None:
-        raise BadRecordError(f"Job {job_id} not found in table {db.jobs_table}")
+        raise JobNotFound(f"Job {job_id} not found in table {db.jobs_table}")
     job = _parse(Job, raw, f"Job {job_id}")
     _valid_id("tenant_id", job.tenant_id)
     _valid_id("workflow_id", job.workflow_id)

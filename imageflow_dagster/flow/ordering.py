@@ -57,3 +57,16 @@ def waves(dependencies: dict[int, list[int]], steps: list[WorkflowStep]) -> list
         for i in ready:
             del remaining[i]
     return result
+
+
+def with_dependents(dependencies: dict[int, list[int]], roots: set[int]) -> set[int]:
+    """`roots` and every step that depends on one of them, directly or through other steps."""
+    chosen = set(roots)
+    grew = True
+    while grew:
+        grew = False
+        for step, deps in dependencies.items():
+            if step not in chosen and chosen.intersection(deps):
+                chosen.add(step)
+                grew = True
+    return chosen

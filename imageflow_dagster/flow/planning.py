@@ -35,6 +35,12 @@ class PlanningTools:
     cache: ResponseCache
     progress: LiveProgress
     log: logging.Logger
+    # Steps to ask again (a step rerun and its dependents): no replayed answers, fresh image keys under `variant`.
+    fresh_steps: frozenset[int] = frozenset()
+    variant: str = ""
+
+    def image_variant(self, plan: StepPlan) -> str:
+        return self.variant if plan.index in self.fresh_steps else ""
 
 
 def job_identity(inputs: JobInputs) -> JobIdentity:
@@ -140,6 +146,7 @@ def _run_text_step(plan: StepPlan, step: WorkflowStep, tools: PlanningTools, whe
     tools.progress.say(plan.number, f"Running {plan.name}...", "streaming")
     result = _cached_respond(
         tools,
+        fresh=plan.index in tools.fresh_steps,
         where=f"{where} purpose=text",
         model=plan.model,
         instructions=step.instructions + ctx.PERSONALIZATION,
@@ -176,6 +183,7 @@ def _plan_image_step(job: JobIdentity, plan: StepPlan, tool: ImageToolConfig, to
                 public_url=tools.s3.public_url,
                 responses_model=plan.model,
                 responses_instructions=plan.instructions + ctx.PERSONALIZATION,
+                variant=tools.image_variant(plan),
             )
         ]
         return
@@ -192,6 +200,7 @@ def _plan_image_step(job: JobIdentity, plan: StepPlan, tool: ImageToolConfig, to
             model=image_model,
             tool=tool,
             public_url=tools.s3.public_url,
+            variant=tools.image_variant(plan),
         )
         for k, image in enumerate(images, start=1)
     ]
@@ -204,6 +213,7 @@ def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[pl
     instructions = plan.instructions + ctx.PERSONALIZATION
     result = _cached_respond(
         tools,
+        fresh=plan.index in tools.fresh_steps,
         where=f"{where} purpose=planner",
         model=plan.model,
         instructions=planner.planner_instructions(limit),
@@ -226,10 +236,11 @@ def _waiting(plan: StepPlan, tools: PlanningTools, status: str):
     return lambda _seconds: tools.progress.say(plan.number, line, status)
 
 
-def _cached_respond(kit: PlanningTools, *, where: str, on_wait=None, **request) -> ResponseResult:
-    """Answer from the job's response cache when this exact request was answered before."""
+def _cached_respond(kit: PlanningTools, *, where: str, fresh: bool, on_wait=None, **request) -> ResponseResult:
+    """Answer from the job's response cache when this exact request was answered before, unless `fresh`; a fresh
+    answer replaces the cached one, so later reruns replay it."""
     request_hash = short_hash(json.dumps(request, sort_keys=True, default=str), length=32)
-    cached = kit.cache.get(request_hash)
+    cached = None if fresh else kit.cache.get(request_hash)
     if cached is not None:
         kit.log.info(f"replaying cached answer {where} request={request_hash[:12]}")
         model = cached.get("model") or request["model"]

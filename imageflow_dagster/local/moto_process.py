@@ -1,4 +1,4 @@
-"""moto in its own process, shared by every process of `dagster dev` (webserver, daemon, code server, runs).
+"""moto in its own process, shared by every process of `dg dev` (webserver, daemon, code server, runs).
 
 moto keeps state in the process that serves it and has no persistence of its own, so this process pickles the
 DynamoDB and S3 backends on exit (and every few seconds) and restores them on start: local jobs, images and

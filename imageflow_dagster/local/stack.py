@@ -130,9 +130,10 @@ class LocalStack:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def spawn(self, command: list[str], **kwargs) -> subprocess.Popen:
-        """Start a child (e.g. `dagster dev`) with the stack's environment; it is stopped with the stack."""
-        process = subprocess.Popen(command, env={**os.environ, **self.env}, start_new_session=True, **kwargs)
+    def spawn(self, command: list[str], env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:
+        """Start a child (e.g. `dg dev`) with the stack's environment and `env`; stopped with the stack."""
+        environment = {**os.environ, **self.env, **(env or {})}
+        process = subprocess.Popen(command, env=environment, start_new_session=True, **kwargs)
         self._children.append(process)
         return process
 

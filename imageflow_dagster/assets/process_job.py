@@ -1,0 +1,65 @@
+"""`process_job`: the one op that turns a job into its six assets, phase by phase.
+
+One op, not one per asset: an asset page's Materialize (or a run's Re-execute) always re-plans, renders what is
+missing and records, under the job's claim, instead of running one stage on stale inputs; nothing is pickled
+between stages (BENCHMARKS.md, case 0). Each asset is materialized only when its stage succeeded for the job, so
+a failed job's partition shows Failed where it failed, while what it did make stays recorded.
+"""
+
+import dagster as dg
+
+from imageflow_dagster.assets.artifacts import ARTIFACTS, artifacts_materialization, write_artifacts
+from imageflow_dagster.assets.common import claim_id_of, failing_job_on_error, usage_metadata
+from imageflow_dagster.assets.execution_steps import EXECUTION_STEPS, RECORDED_CHECK_SPEC, execution_steps_events
+from imageflow_dagster.assets.execution_steps import finish_job
+from imageflow_dagster.assets.images import GENERATED_IMAGES, IMAGES_POOL, images_materialization, images_phase
+from imageflow_dagster.assets.planning import PLANNED_PROMPTS, STEP_REPORTS, plan_phase, planning_materializations
+from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_inputs, planning_tools
+from imageflow_dagster.assets.storage import S3_OBJECTS, STORED_CHECK_SPEC, objects_materialization, store_objects
+from imageflow_dagster.flow.generation import GenerationTools
+from imageflow_dagster.flow.job_store import job_cost_usd
+from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster.partitions import jobs_partitions
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.resources.openai_client import OpenAIResource
+from imageflow_dagster.resources.s3 import ImageflowS3Resource
+
+
+@dg.multi_asset(
+    name="process_job",
+    specs=[PLANNED_PROMPTS, STEP_REPORTS, GENERATED_IMAGES, S3_OBJECTS, ARTIFACTS, EXECUTION_STEPS],
+    check_specs=[STORED_CHECK_SPEC, RECORDED_CHECK_SPEC],
+    partitions_def=jobs_partitions,
+    pool=IMAGES_POOL,
+    can_subset=False,
+)
+def process_job(
+    context: dg.AssetExecutionContext,
+    config: JobRunConfig,
+    openai: OpenAIResource,
+    s3: ImageflowS3Resource,
+    dynamodb: DynamoDBResource,
+):
+    """Claims the job, plans its steps, renders its images, stores objects and artifact rows, then writes
+    execution_steps.json and the job's status. A failed step fails the job and then the run, after everything
+    made is recorded."""
+    run_id = context.run.run_id
+    with failing_job_on_error(context, dynamodb):
+        inputs = claimed_inputs(context, config, dynamodb, s3)
+        plan = plan_phase(inputs, planning_tools(context, config, inputs, openai, s3, dynamodb), dynamodb, run_id)
+        yield from planning_materializations(plan)
+        progress = LiveProgress(dynamodb, plan.job.job_id, context.log)
+        images = images_phase(plan, GenerationTools(openai=openai, s3=s3, progress=progress, log=context.log), dynamodb, run_id)
+        if rendered := images_materialization(plan, images):
+            yield rendered
+        objects = store_objects(s3, plan, images)
+        yield objects_materialization(plan, images, objects, sum(1 for s in plan.steps if s.kind == "text"))
+        rows = write_artifacts(dynamodb, plan.job, objects)
+        yield artifacts_materialization(rows, dynamodb.artifacts_table)
+        outcome = finish_job(s3, dynamodb, plan, images, objects, rows, claim_id_of(context))
+        cost = job_cost_usd(dynamodb, plan.job.job_id)
+        yield execution_steps_events(plan, images, outcome, cost)
+    if outcome.failure:
+        usages = [s.usage for s in plan.steps if s.usage] + [g.usage for g in images if g.usage]
+        metadata = {"error_type": outcome.failure[1], **usage_metadata(usages), "openai.job_cost_usd": round(cost, 6)}
+        raise dg.Failure(description=outcome.failure[0], metadata=metadata)

@@ -1,0 +1,150 @@
+"""The operator's and analyst's view in a real `dg dev` on the local stack, with a completed job, a failed job (an
+image that keeps answering 500) and a job with one moderation-blocked image, all processed by the sensor: the
+webserver's GraphQL partition statuses and per-job check results, then headless Chromium on what a person sees
+(the Failed filter, the lineage table and thumbnails, a rerun from an asset's partition page in two clicks).
+Screenshots go to test-artifacts/."""
+
+import json
+import urllib.request
+from dataclasses import dataclass
+
+import pytest
+
+from imageflow_dagster.cli import dg_dev_command
+from imageflow_dagster.local.openai_control import OpenAIServerControl
+from imageflow_dagster.local.stack import LocalStack, _free_port, wait_for_http
+from imageflow_dagster.resources import build_resources
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.settings import Settings
+from imageflow_dagster.submit import submit_job
+from imageflow_dagster_tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _dismiss_community_dialog
+from imageflow_dagster_tests.test_e2e_daemon import wait_until
+from imageflow_dagster_tests.workflows import single_image_workflow
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e]
+FAILING_IMAGE = "image 2 of 2"  # in the failed job's second prompt only
+
+
+@dataclass
+class ThreeJobs:
+    url: str
+    jobs: dict[str, str]  # completed / failed / moderation -> job_id
+    openai: OpenAIServerControl
+    db: DynamoDBResource
+
+    def status(self, name: str) -> str:
+        return self.db.get_item(self.db.jobs_table, {"job_id": self.jobs[name]})["status"]
+
+    def graphql(self, query: str, **variables) -> dict:
+        body = json.dumps({"query": query, "variables": variables}).encode()
+        request = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            answer = json.loads(response.read())
+        assert "errors" not in answer, answer
+        return answer["data"]
+
+
+@pytest.fixture(scope="module")
+def three_jobs(tmp_path_factory):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("IMAGEFLOW_SENSOR_INTERVAL_S", "1")
+        home = tmp_path_factory.mktemp("operator-ui") / "home"
+        stack = LocalStack(home, fixed_ports=False).start()
+        try:
+            for key, value in stack.env.items():
+                env.setenv(key, value)
+            port = _free_port()
+            stack.spawn(dg_dev_command(home, port))
+            assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dg dev did not come up"
+            openai = OpenAIServerControl(stack.env["OPENAI_BASE_URL"])
+            openai.add_fault(endpoint="images", match=FAILING_IMAGE, fault="500")  # every time: outlives retries
+            db = build_resources(Settings.from_env())["dynamodb"]
+            workflows = {
+                "completed": single_image_workflow("Create 1 brand image."),
+                "failed": single_image_workflow("Create 2 brand images."),
+                "moderation": single_image_workflow("Create 3 brand images. [[image2:img-fault:moderation]]"),
+            }
+            jobs = {name: submit_job(db, workflow=w, answers={"name": "Ada"}).job_id for name, w in workflows.items()}
+            ui = ThreeJobs(f"http://127.0.0.1:{port}", jobs, openai, db)
+            expected = {"completed": "completed", "failed": "failed", "moderation": "completed"}
+            wait_until(lambda: {name: ui.status(name) for name in jobs} == expected, 240, "the three jobs to end")
+            yield ui
+        finally:
+            stack.stop()
+
+
+PARTITION_STATUSES = """query($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode {
+  assetPartitionStatuses { ... on DefaultPartitionStatuses { materializedPartitions failedPartitions } } } } }"""
+CHECK_EXECUTIONS = """query($path: [String!]!, $check: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, limit: 20) { partition evaluation { success } } }"""
+
+
+def test_graphql_partition_statuses_and_per_job_checks(three_jobs):
+    jobs = three_jobs.jobs
+
+    def statuses(asset: str) -> tuple[set, set]:
+        node = three_jobs.graphql(PARTITION_STATUSES, path=[asset])["assetNodeOrError"]["assetPartitionStatuses"]
+        return set(node["materializedPartitions"]), set(node["failedPartitions"])
+
+    assert statuses("execution_steps") == ({jobs["completed"], jobs["moderation"]}, {jobs["failed"]})
+    assert statuses("generated_images") == ({jobs["completed"], jobs["moderation"]}, {jobs["failed"]})
+    assert statuses("s3_objects") == (set(jobs.values()), set())  # what the failed job made is recorded
+
+    def check_results(asset: str, check: str) -> dict[str, bool]:
+        executions = three_jobs.graphql(CHECK_EXECUTIONS, path=[asset], check=check)["assetCheckExecutions"]
+        return {e["partition"]: e["evaluation"]["success"] for e in executions}
+
+    assert check_results("s3_objects", "every_planned_image_stored") == {
+        jobs["completed"]: True,
+        jobs["moderation"]: True,  # the blocked image is reported, not failed
+        jobs["failed"]: False,  # its second image is missing from S3
+    }
+    assert check_results("execution_steps", "every_workflow_step_recorded") == dict.fromkeys(jobs.values(), True)
+
+
+def test_failed_filter_lists_exactly_the_failed_job(three_jobs, page):
+    page.goto(f"{three_jobs.url}/assets/execution_steps?view=partitions", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    for status in ("Materialized", "Materializing", "Missing"):
+        page.get_by_text(status, exact=False).filter(has_text="(").first.click()
+    page.get_by_text("1 Partition").first.wait_for(timeout=15_000)
+    listed = {name: page.get_by_text(job_id, exact=True).count() for name, job_id in three_jobs.jobs.items()}
+    page.screenshot(path=str(ARTIFACTS / "failed-filter.png"))
+    assert listed["failed"] > 0 and listed["completed"] == 0 and listed["moderation"] == 0
+
+
+def test_rerun_from_the_partition_page_in_two_clicks_completes_the_job(three_jobs, page):
+    failed = three_jobs.jobs["failed"]
+    three_jobs.openai.clear_faults()  # the outage is over
+    page.goto(f"{three_jobs.url}/assets/execution_steps?view=partitions&partition={failed}", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    banner = page.get_by_text("failed, and did not materialize this asset")
+    page.screenshot(path=str(ARTIFACTS / "rerun-1-failed-partition.png"))
+    banner.locator("a").first.click()  # click 1: the failed run
+    page.get_by_role("button", name="Re-execute all (*)").click()  # click 2
+    page.wait_for_url(lambda url: "/runs/" in url, timeout=15_000)
+    wait_until(lambda: three_jobs.status("failed") == "completed", 180, "the rerun to complete the job")
+    images = [
+        a for a in _artifacts(three_jobs.db, failed) if a["artifact_type"] == "image"
+    ]
+    assert len(images) == 2 and any("_image_2_" in a["s3_key"] for a in images)
+    page.goto(f"{three_jobs.url}/assets/execution_steps?view=partitions&partition={failed}", wait_until="networkidle")
+    page.get_by_text("openai.job_cost_usd").first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "rerun-2-completed.png"))
+    assert page.get_by_text("failed, and did not materialize this asset").count() == 0
+
+
+def _artifacts(db: DynamoDBResource, job_id: str) -> list[dict]:
+    rows, _ = db.query_index(db.artifacts_table, "gsi_job_id", "#j = :j", {"#j": "job_id"}, {":j": job_id}, limit=100)
+    return rows
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        browser.close()
