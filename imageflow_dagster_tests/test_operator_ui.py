@@ -113,6 +113,31 @@ def test_failed_filter_lists_exactly_the_failed_job(three_jobs, page):
     assert listed["failed"] > 0 and listed["completed"] == 0 and listed["moderation"] == 0
 
 
+def test_lineage_table_shows_full_prompts_and_thumbnails_that_load(three_jobs, page):
+    job = three_jobs.jobs["moderation"]
+    [prompt] = [r["prompt"] for r in three_jobs.openai.requests("images") if "image 1 of 3" in r["prompt"]]
+    page.goto(f"{three_jobs.url}/assets/s3_objects?view=partitions&partition={job}", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    lineage = page.locator("tr", has_text="Show schema").first
+    lineage.wait_for(timeout=30_000)
+    cells = lineage.locator("td").all_inner_texts()
+    assert " ".join(prompt.split()) in {" ".join(cell.split()) for cell in cells}  # the whole prompt, not cut
+    assert sum(" ".join(c.split()) == "blocked" for c in cells) == 1  # the moderation-blocked image has its row
+    page.screenshot(path=str(ARTIFACTS / "lineage-table.png"))
+
+    thumbnails = page.locator("img[src*='/thumbnails/']")
+    thumbnails.first.scroll_into_view_if_needed(timeout=30_000)
+    page.wait_for_function("() => Array.from(document.querySelectorAll(\"img[src*='/thumbnails/']\")).every(i => i.complete)")
+    sizes = page.evaluate(
+        "() => Array.from(document.querySelectorAll(\"img[src*='/jobs/']\"))"
+        ".map(i => [i.src, i.naturalWidth, i.naturalHeight, i.getBoundingClientRect().width])"
+    )
+    page.screenshot(path=str(ARTIFACTS / "lineage-thumbnails.png"))
+    assert len(sizes) == 2  # images 1 and 3; image 2 was blocked
+    for src, width, height, shown in sizes:
+        assert "/thumbnails/" in src and 0 < width <= 256 and 0 < height <= 256 and shown <= 256, src
+
+
 def test_rerun_from_the_partition_page_in_two_clicks_completes_the_job(three_jobs, page):
     failed = three_jobs.jobs["failed"]
     three_jobs.openai.clear_faults()  # the outage is over

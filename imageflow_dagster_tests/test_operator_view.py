@@ -120,3 +120,10 @@ def test_rerun_steps_naming_no_step_stops_before_the_job_is_touched(pipeline, op
     assert _failure_message(result) == f"rerun_steps [4] name no step of job {job.job_id}: its steps are 1 to 1"
     assert pipeline.job(job.job_id) == before
     assert openai_server.requests() == []
+
+
+def test_a_failed_planner_leaves_planned_prompts_failed(pipeline):
+    job = pipeline.submit(single_image_workflow("Create 2 images. [[resp-fault:500]]"))
+    assert not pipeline.run(job.job_id).success
+    statuses = _statuses(pipeline.instance, job.job_id)
+    assert {asset for asset, status in statuses.items() if status == FAILED} == {"planned_prompts", "execution_steps"}

@@ -23,7 +23,8 @@ SEED_LOG_MARKERS = (MARK_CALL, MARK_RECEIVED, MARK_IMAGE_CALL, MARK_BASE64, MARK
 
 
 def _image_keys(s3_client, bucket: str, prefix: str) -> list[str]:
-    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    """The job's images: image files at the top of its prefix (thumbnails live under `thumbnails/`)."""
+    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix=prefix, Delimiter="/").get("Contents", [])
     return sorted(o["Key"] for o in listed if o["Key"].rsplit(".", 1)[-1] in ("png", "jpg", "webp"))
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from imageflow_dagster.assets.common import job_asset
+from imageflow_dagster.assets.lineage import artifacts_listing
 from imageflow_dagster.flow.job_store import put_artifact
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import artifact_for
@@ -16,6 +17,7 @@ ARTIFACTS = job_asset(
     description="One artifacts-table row per S3 object. Ids derive from the job and the key, so a rerun updates "
     "the same rows instead of adding new ones.",
     kinds={"dynamodb"},
+    stage="records",
 )
 
 
@@ -31,7 +33,7 @@ def artifacts_materialization(rows: list[Artifact], table: str) -> dg.Materializ
         metadata={
             "artifacts": len(rows),
             "image_artifacts": sum(1 for r in rows if r.artifact_type == "image"),
-            "artifact_ids": dg.MetadataValue.json([r.artifact_id for r in rows]),
+            "rows": artifacts_listing(rows),
             "table": table,
         },
     )

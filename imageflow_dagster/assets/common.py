@@ -15,13 +15,21 @@ from imageflow_dagster.resources.openai_client import OpenAINotConfigured
 from imageflow_dagster.resources.s3 import StorageError
 
 GROUP = "imageflow"
-KINDS = {"openai", "s3", "dynamodb"}
+OWNER = "team:imageflow"
 
 
-def job_asset(key: str, *, deps: list[str], description: str, kinds: set[str]) -> dg.AssetSpec:
-    """An asset of `process_job`: in imageflow's group, one partition per job."""
+def job_asset(key: str, *, deps: list[str], description: str, kinds: set[str], stage: str) -> dg.AssetSpec:
+    """An asset of `process_job`: in imageflow's group, one partition per job; `stage` lets the catalog filter
+    by what the asset stands for (planning, images, records)."""
     return dg.AssetSpec(
-        key, deps=deps, description=description, kinds=kinds, group_name=GROUP, partitions_def=jobs_partitions
+        key,
+        deps=deps,
+        description=description,
+        kinds=kinds,
+        group_name=GROUP,
+        partitions_def=jobs_partitions,
+        owners=[OWNER],
+        tags={"imageflow/stage": stage},
     )
 
 

@@ -22,6 +22,7 @@ EXECUTION_STEPS = job_asset(
     description="execution_steps.json (form submission + one entry per workflow step, seed shape) and the job's "
     "final status, completed or failed.",
     kinds={"s3", "dynamodb"},
+    stage="records",
 )
 RECORDED_CHECK_SPEC = job_check(
     RECORDED_CHECK,

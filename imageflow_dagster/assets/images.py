@@ -25,6 +25,7 @@ GENERATED_IMAGES = job_asset(
     deps=["planned_prompts"],
     description="Every planned image of the job, rendered concurrently and stored in S3 as it arrives.",
     kinds={"openai", "s3"},
+    stage="images",
 )
 
 

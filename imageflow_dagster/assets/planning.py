@@ -18,8 +18,11 @@ PLANNED_PROMPTS = job_asset(
     deps=[],
     description="Per image step: the planner's prompts, each with its model, config and future S3 URL.",
     kinds={"openai"},
+    stage="planning",
 )
-STEP_REPORTS = job_asset("step_reports", deps=[], description="Outputs of the workflow's text steps.", kinds={"openai"})
+STEP_REPORTS = job_asset(
+    "step_reports", deps=[], description="Outputs of the workflow's text steps.", kinds={"openai"}, stage="planning"
+)
 
 
 def plan_phase(inputs: JobInputs, tools: PlanningTools, db: DynamoDBResource, run_id: str) -> JobPlan:

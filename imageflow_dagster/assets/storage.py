@@ -2,10 +2,11 @@
 
 import dagster as dg
 
-from imageflow_dagster.assets.common import job_asset, job_check, md_cell
+from imageflow_dagster.assets.common import job_asset, job_check
+from imageflow_dagster.assets.lineage import lineage_table, thumbnails_markdown
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
-from imageflow_dagster.flow.records import images_of, step_output_document
+from imageflow_dagster.flow.records import artifact_for, images_of, step_output_document
 from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobPlan, StepPlan, StoredObject
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
 
@@ -17,6 +18,7 @@ S3_OBJECTS = job_asset(
     deps=["planned_prompts", "step_reports", "generated_images"],
     description="The job's objects in S3: its images (verified with HEAD) and each step's output file.",
     kinds={"s3"},
+    stage="records",
 )
 STORED_CHECK_SPEC = job_check(
     STORED_CHECK,
@@ -36,9 +38,11 @@ def store_objects(s3: ImageflowS3Resource, plan: JobPlan, generated: list[Genera
 def objects_materialization(
     plan: JobPlan, generated: list[GeneratedImage], objects: list[StoredObject], text_steps: int
 ) -> dg.MaterializeResult:
+    artifact_ids = {obj.key: artifact_for(plan.job, obj).artifact_id for obj in objects}
+    lineage = {"lineage": lineage_table(plan, generated, artifact_ids), "thumbnails": thumbnails_markdown(plan, generated)}
     return dg.MaterializeResult(
         asset_key=S3_OBJECTS.key,
-        metadata=_metadata(objects, text_steps),
+        metadata={**lineage, **_metadata(objects, text_steps)},
         check_results=[_stored_check(plan, generated, [o for o in objects if o.kind == "image"])],
     )
 
@@ -102,19 +106,12 @@ def _stored_check(plan: JobPlan, generated: list[GeneratedImage], images: list[S
 
 def _metadata(objects: list[StoredObject], text_steps: int) -> dict:
     images = [o for o in objects if o.kind == "image"]
-    thumbnails = "\n".join(
-        f'**{md_cell(o.label, 80)}** — `{o.content_type}`, {o.size_bytes} bytes\n\n'
-        f"![{md_cell(o.label, 80)}]({o.url})\n"
-        for o in images
-    )
     return {
         "objects": len(objects),
         "images": len(images),
         "step_outputs": len(objects) - len(images),
         "text_steps": text_steps,
         "bytes": sum(o.size_bytes for o in objects),
-        "keys": dg.MetadataValue.json([o.key for o in objects]),
-        "public_urls": dg.MetadataValue.json([o.url for o in objects]),
+        "job_folder": dg.MetadataValue.url(f"{objects[0].s3_url.rsplit('/', 1)[0]}/") if objects else "",
         "content_types": dg.MetadataValue.json({o.key.rsplit("/", 1)[-1]: o.content_type for o in objects}),
-        "thumbnails": dg.MetadataValue.md(thumbnails or "_no images_"),
     }

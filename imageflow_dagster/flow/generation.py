@@ -15,6 +15,8 @@ from imageflow_dagster.flow.image_data import CONTENT_TYPES, InvalidImageData, d
 from imageflow_dagster.flow.parallel import each
 from imageflow_dagster.lifecycle import ModelRetired
 from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster.flow.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
+from imageflow_dagster.flow.thumbnails import make_thumbnail, thumbnail_key
 from imageflow_dagster.models.pipeline import CallUsage, GeneratedImage, ImageRequest, JobPlan
 from imageflow_dagster.resources.openai_client import (
     MARK_BASE64,
@@ -60,6 +62,7 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
             outcome="reused",
             content_type=existing.get("ContentType"),
             size_bytes=int(existing.get("ContentLength", 0)),
+            thumbnail_url=_thumbnail(request, tools, where),
         )
     tools.progress.say(number, f"Generating image {request.index}/{total}: {request.label}", "generating")
     started = time.monotonic()
@@ -80,7 +83,8 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
         return _failure(request, "failed", str(exc), "InvalidImageData", started, tools, where, usage=usage)
     except (ModelRetired, ImageConfigError) as exc:
         return _failure(request, "failed", str(exc), type(exc).__name__, started, tools, where)
-    tools.s3.put_once(request.key, image.data, CONTENT_TYPES[image.format])
+    # False: another writer stored this key first, so the thumbnail must come from their bytes, not ours.
+    ours = tools.s3.put_once(request.key, image.data, CONTENT_TYPES[image.format])
     tools.log.info(f"{MARK_CONVERTED} {where} url={request.url}")
     tools.progress.say(number, f"Generated image {request.index}/{total}: {request.label}", "generating")
     return GeneratedImage(
@@ -97,7 +101,29 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
         replacements=answer.replacements,
         rate_limited=answer.rate_limited,
         rate_limit_wait_s=answer.rate_limit_wait_s,
+        thumbnail_url=_thumbnail(request, tools, where, original=image.data if ours else None),
     )
+
+
+def _thumbnail(
+    request: ImageRequest, tools: GenerationTools, where: str, original: bytes | None = None
+) -> str | None:
+    """The URL of the image's thumbnail, made at most once: a reused image keeps the one a former run stored,
+    or gets one from its original read back from S3. None (and a warning) when it could not be made: a preview
+    is never worth failing an image that is already paid for and stored."""
+    key = thumbnail_key(request.key)
+    try:
+        if original is None:
+            if tools.s3.head(key) is not None:
+                return tools.s3.public_url(key)
+            original = tools.s3.get_bytes(request.key)
+            if original is None:
+                raise FileNotFoundError(f"original {request.key} is gone")
+        tools.s3.put_once(key, make_thumbnail(original), THUMBNAIL_TYPE)
+        return tools.s3.public_url(key)
+    except Exception as exc:  # any failure (decode, S3, memory) costs only the preview
+        tools.log.warning(f"thumbnail not stored {where} key={key}: {type(exc).__name__}: {exc}")
+        return None
 
 
 def _render(request: ImageRequest, tools: GenerationTools, where: str, on_wait) -> tuple[str | None, CallUsage, CallOutcome]:

@@ -124,6 +124,7 @@ class GeneratedImage(BaseModel):
     replacements: list[dict[str, str]] = Field(default_factory=list)
     rate_limited: int = 0  # 429 rate_limit_exceeded answers while rendering it
     rate_limit_wait_s: float = 0.0  # seconds spent waiting for the shared rate budget
+    thumbnail_url: str | None = None  # public URL of its small JPEG preview; None when it could not be made
 
     @property
     def stored(self) -> bool:
