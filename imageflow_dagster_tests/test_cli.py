@@ -2,13 +2,7 @@
 
 import json
 import logging
-import os
-import signal
-import socket
-import subprocess
 import sys
-import urllib.request
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -117,71 +111,3 @@ def test_dev_without_the_source_tree_runs_dg_dev_on_a_workspace_file(tmp_path, m
     assert cli.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "-w", str(workspace)]
     assert "module_name: imageflow_dagster.definitions" in workspace.read_text()
     assert "location_name: imageflow" in workspace.read_text()
-
-
-@pytest.mark.e2e
-def test_imageflow_dev_serves_the_imageflow_location_with_dg_dev(tmp_path):
-    """`imageflow dev --no-demo` from another directory: the UI serves code location `imageflow`, loaded; no
-    superseded Dagster command is used (its log has no SupersessionWarning); Ctrl-C stops every process."""
-    moto_port, openai_port, ui_port = _distinct_free_ports(3)
-    (tmp_path / "ports.json").write_text(json.dumps({"moto": moto_port, "openai": openai_port, "ui": ui_port}))
-    command = [str(Path(sys.executable).parent / "imageflow"), "dev", "--no-demo", "--home", str(tmp_path)]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    dev = subprocess.Popen(
-        command, stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=tmp_path, env=env
-    )
-    try:
-        lines = []
-        for line in dev.stdout:
-            lines.append(line.rstrip("\n"))
-            if line.startswith("Dagster UI: "):
-                break
-        assert lines and lines[-1].startswith(f"Dagster UI: http://127.0.0.1:{ui_port}"), lines
-        locations = _locations(f"http://127.0.0.1:{ui_port}/graphql")
-        assert locations == [("imageflow", "LOADED", "RepositoryLocation")], locations
-        dev.send_signal(signal.SIGINT)
-        assert dev.wait(timeout=60) == 0
-    finally:
-        if dev.poll() is None:
-            dev.send_signal(signal.SIGINT)
-            try:
-                dev.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(dev.pid, signal.SIGKILL)
-    log = (tmp_path / "dagster-dev.log").read_text()
-    assert "Launching Dagster services" in log, log[-3000:]
-    assert "superseded" not in log.lower() and "SupersessionWarning" not in log, log[-3000:]
-    assert _group_members(dev.pid) == []
-
-
-def _locations(graphql_url: str) -> list[tuple[str, str, str]]:
-    query = (
-        "{ workspaceOrError { ... on Workspace { locationEntries"
-        " { name loadStatus locationOrLoadError { __typename } } } } }"
-    )
-    request = urllib.request.Request(
-        graphql_url, data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"}
-    )
-    answer = json.loads(urllib.request.urlopen(request, timeout=30).read())
-    entries = answer["data"]["workspaceOrError"]["locationEntries"]
-    return [(e["name"], e["loadStatus"], e["locationOrLoadError"]["__typename"]) for e in entries]
-
-
-def _distinct_free_ports(n: int) -> list[int]:
-    with ExitStack() as held:
-        probes = [held.enter_context(socket.socket()) for _ in range(n)]
-        for probe in probes:
-            probe.bind(("127.0.0.1", 0))
-        return [probe.getsockname()[1] for probe in probes]
-
-
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(stat.parent.name))
-    return members

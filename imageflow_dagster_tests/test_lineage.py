@@ -3,14 +3,13 @@
 import io
 import json
 import logging
+import re
 import threading
 import time
 
-import pytest
 from PIL import Image
 
 from imageflow_dagster.assets.lineage import artifacts_listing, lineage_table, thumbnails_markdown
-from imageflow_dagster.flow import generation
 from imageflow_dagster.flow.thumbnails import make_thumbnail, thumbnail_key
 from imageflow_dagster.models import Artifact
 from imageflow_dagster.models.pipeline import (
@@ -21,7 +20,7 @@ from imageflow_dagster.models.pipeline import (
     JobPlan,
     StepPlan,
 )
-from imageflow_dagster.resources.s3 import ImageflowS3Resource
+from imageflow_dagster_tests.conftest import asset_metadata
 from imageflow_dagster_tests.workflows import mixed_workflow, single_image_workflow
 
 MIXED_IMAGES = 5  # mixed_workflow: 3 png 1024x1024 + 2 webp 1536x1024
@@ -39,29 +38,15 @@ def _thumbnails(s3_client, bucket: str, prefix: str) -> dict[str, dict]:
     return {o["Key"]: {"etag": o["ETag"], "modified": o["LastModified"]} for o in listed}
 
 
-@pytest.fixture
-def rendered(monkeypatch) -> list[GeneratedImage]:
-    """Every GeneratedImage the generation phase returns, in order (the run keeps no asset values)."""
-    seen: list[GeneratedImage] = []
-    original = generation._generate_one
-
-    def spy(*args, **kwargs):
-        seen.append(original(*args, **kwargs))
-        return seen[-1]
-
-    monkeypatch.setattr(generation, "_generate_one", spy)
-    return seen
+def _shown(result) -> tuple[list[str], set[str]]:
+    """What the job's `s3_objects` materialization shows: each planned image's outcome (lineage table) and the
+    thumbnail URLs it embeds."""
+    metadata = asset_metadata(result, "s3_objects")
+    outcomes = [record.data["outcome"] for record in metadata["lineage"].records]
+    return outcomes, set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", metadata["thumbnails"].value))
 
 
-def _thumbnail_urls(rendered: list[GeneratedImage]) -> dict[str, str | None]:
-    urls = {g.request.key: g.thumbnail_url for g in rendered}
-    rendered.clear()  # the next run starts a fresh list
-    return urls
-
-
-def test_each_image_gets_a_small_jpeg_thumbnail_that_is_no_artifact(
-    pipeline, settings, s3_client, openai_server, rendered
-):
+def test_each_image_gets_a_small_jpeg_thumbnail_that_is_no_artifact(pipeline, settings, s3_client, openai_server):
     openai_server.configure(image_payload="noise")  # megabyte originals, so "much smaller" means something
     job = pipeline.submit(mixed_workflow())
     result = pipeline.run(job.job_id)
@@ -74,7 +59,7 @@ def test_each_image_gets_a_small_jpeg_thumbnail_that_is_no_artifact(
     assert set(_thumbnails(s3_client, settings.bucket, prefix)) == expected
     assert all(k.startswith(f"{prefix}thumbnails/step_") and k.endswith(".jpg") for k in expected)
     s3 = pipeline.resources["s3"]
-    assert _thumbnail_urls(rendered) == {k: s3.public_url(thumbnail_key(k)) for k in images}
+    assert _shown(result)[1] == {s3.public_url(thumbnail_key(k)) for k in images}
     for key in images:
         original = s3_client.get_object(Bucket=settings.bucket, Key=key)["Body"].read()
         thumb = s3_client.get_object(Bucket=settings.bucket, Key=thumbnail_key(key))
@@ -91,24 +76,16 @@ def test_each_image_gets_a_small_jpeg_thumbnail_that_is_no_artifact(
     assert b"thumbnails" not in steps
 
 
-def test_rerun_keeps_thumbnails_and_restores_a_deleted_one(
-    pipeline, settings, s3_client, openai_server, rendered, monkeypatch
-):
+def test_rerun_keeps_thumbnails_and_restores_a_deleted_one(pipeline, settings, s3_client, openai_server):
     job = pipeline.submit(mixed_workflow())
     assert pipeline.run(job.job_id).success
     prefix = f"{job.tenant_id}/jobs/{job.job_id}/"
     before = _thumbnails(s3_client, settings.bucket, prefix)
     assert len(before) == MIXED_IMAGES
-    rendered.clear()
     deleted = sorted(before)[0]
     s3_client.delete_object(Bucket=settings.bucket, Key=deleted)
     time.sleep(1.1)  # LastModified has one-second resolution: a rewrite now would show
     openai_server.reset()
-    reads = []
-    get_bytes = ImageflowS3Resource.get_bytes
-    read = lambda s3, key: reads.append(key) or get_bytes(s3, key)  # noqa: E731
-    monkeypatch.setattr(ImageflowS3Resource, "get_bytes", read)
-
     result = pipeline.run(job.job_id)
     assert result.success
     assert openai_server.stats()["images"] == 0  # every image reused
@@ -117,16 +94,13 @@ def test_rerun_keeps_thumbnails_and_restores_a_deleted_one(
     was, now = before.pop(deleted), after.pop(deleted)
     assert after == before  # same ETag and LastModified: not rewritten
     assert now["modified"] > was["modified"]  # made again, from the stored original
-    images = _image_keys(pipeline, job.job_id)
-    assert [k for k in reads if k in images] == [k for k in images if thumbnail_key(k) == deleted]  # only it
     restored = s3_client.get_object(Bucket=settings.bucket, Key=deleted)["Body"].read()
     with Image.open(io.BytesIO(restored)) as image:
         assert image.format == "JPEG" and max(image.size) == 256
-    urls = _thumbnail_urls(rendered)
-    assert len(urls) == MIXED_IMAGES and all(urls.values())
+    assert len(_shown(result)[1]) == MIXED_IMAGES
 
 
-def test_thumbnail_that_cannot_be_stored_never_fails_its_image(pipeline, settings, s3_client, rendered):
+def test_thumbnail_that_cannot_be_stored_never_fails_its_image(pipeline, settings, s3_client):
     job = pipeline.submit(mixed_workflow())
     prefix = f"{job.tenant_id}/jobs/{job.job_id}/"
     deny = {
@@ -146,13 +120,14 @@ def test_thumbnail_that_cannot_be_stored_never_fails_its_image(pipeline, setting
         # First run: images generated, their thumbnails refused. Second: images reused, thumbnails made
         # from the originals read back, refused again.
         for _ in range(2):
-            runs.append((pipeline.run(job.job_id), [g.outcome for g in rendered], _thumbnail_urls(rendered)))
+            result = pipeline.run(job.job_id)
+            runs.append((result, *_shown(result)))
     finally:
         s3_client.delete_bucket_policy(Bucket=settings.bucket)
     assert [outcomes for _, outcomes, _ in runs] == [["generated"] * MIXED_IMAGES, ["reused"] * MIXED_IMAGES]
     for result, _, urls in runs:
         assert result.success
-        assert list(urls.values()) == [None] * MIXED_IMAGES
+        assert urls == set()
         logs = pipeline.instance.all_logs(result.run_id)
         logged = [e.user_message for e in logs if e.level == logging.WARNING]
         assert sum("thumbnail not stored" in m and "AccessDenied" in m for m in logged) == MIXED_IMAGES
@@ -160,20 +135,16 @@ def test_thumbnail_that_cannot_be_stored_never_fails_its_image(pipeline, setting
     assert len(_image_keys(pipeline, job.job_id)) == MIXED_IMAGES
     assert _thumbnails(s3_client, settings.bucket, prefix) == {}
 
-    assert pipeline.run(job.job_id).success  # allowed again: every reused image gets its thumbnail
-    urls = _thumbnail_urls(rendered)
-    assert len(urls) == MIXED_IMAGES and all(urls.values())
+    result = pipeline.run(job.job_id)  # allowed again: every reused image gets its thumbnail
+    assert result.success and len(_shown(result)[1]) == MIXED_IMAGES
     assert len(_thumbnails(s3_client, settings.bucket, prefix)) == MIXED_IMAGES
 
 
-def test_thumbnail_of_an_image_another_writer_stored_first_shows_their_bytes(
-    pipeline, settings, s3_client, openai_server, rendered
-):
+def test_thumbnail_of_an_image_another_writer_stored_first_shows_their_bytes(pipeline, settings, s3_client, openai_server):
     """The run's create-only put of the image loses the race: its thumbnail must show what is stored."""
     job = pipeline.submit(single_image_workflow("Create 1 brand image."))
     assert pipeline.run(job.job_id).success
     [key] = _image_keys(pipeline, job.job_id)
-    rendered.clear()
     s3_client.delete_objects(  # the rerun renders the image again
         Bucket=settings.bucket, Delete={"Objects": [{"Key": key}, {"Key": thumbnail_key(key)}]}
     )
@@ -192,11 +163,11 @@ def test_thumbnail_of_an_image_another_writer_stored_first_shows_their_bytes(
     writer = threading.Thread(target=other_writer)
     writer.start()
     try:
-        assert pipeline.run(job.job_id).success
+        result = pipeline.run(job.job_id)
     finally:
         writer.join(timeout=60)
     # Rendered by the run, stored by the other writer.
-    assert first and [g.outcome for g in rendered] == ["generated"]
+    assert result.success and first and _shown(result)[0] == ["generated"]
     body = s3_client.get_object(Bucket=settings.bucket, Key=thumbnail_key(key))["Body"].read()
     with Image.open(io.BytesIO(body)) as thumb:
         assert thumb.size == (40, 20)  # theirs, not the run's 1024x1024

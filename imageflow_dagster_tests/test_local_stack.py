@@ -109,6 +109,8 @@ def test_imageflow_dev_runs_the_demo_job_to_completion_and_ctrl_c_stops_everythi
     assert _group_members(dev.pid) == []  # dg dev got its own session; check nothing of ours is left:
     leftovers = [p for p in Path("/proc").glob("[0-9]*/cmdline") if str(tmp_path).encode() in _read(p)]
     assert leftovers == []
+    log = (tmp_path / "dagster-dev.log").read_text()  # `dg dev`, no superseded Dagster command
+    assert "Launching Dagster services" in log and "superseded" not in log.lower(), log[-3000:]
 
 
 def _stop(dev: subprocess.Popen) -> None:

@@ -1,12 +1,15 @@
 """The operator's and analyst's view in a real `dg dev` on the local stack, with a completed job, a failed job (an
 image that keeps answering 500) and a job with one moderation-blocked image, all processed by the sensor: the
 webserver's GraphQL partition statuses and per-job check results, then headless Chromium on what a person sees
-(the Failed filter, the lineage table and thumbnails, a rerun from an asset's partition page in two clicks).
+(the asset graph, the Failed filter, the lineage table and thumbnails that load at ≤256 px, a rerun from an asset's
+partition page in two clicks).
 Screenshots go to test-artifacts/."""
 
 import json
+import shutil
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -17,12 +20,23 @@ from imageflow_dagster.resources import build_resources
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
-from imageflow_dagster_tests.test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, _dismiss_community_dialog
 from imageflow_dagster_tests.test_e2e_daemon import wait_until
 from imageflow_dagster_tests.workflows import single_image_workflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 FAILING_IMAGE = "image 2 of 2"  # in the failed job's second prompt only
+ASSETS = ("planned_prompts", "step_reports", "generated_images", "s3_objects", "artifacts", "execution_steps")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass
@@ -102,6 +116,14 @@ def test_graphql_partition_statuses_and_per_job_checks(three_jobs):
     assert check_results("execution_steps", "every_workflow_step_recorded") == dict.fromkeys(jobs.values(), True)
 
 
+def test_asset_graph_shows_the_six_assets(three_jobs, page):
+    page.goto(f"{three_jobs.url}/asset-groups/imageflow", wait_until="networkidle")
+    _dismiss_community_dialog(page)
+    for name in ASSETS:
+        page.get_by_text(name, exact=True).first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "asset-graph.png"))
+
+
 def test_failed_filter_lists_exactly_the_failed_job(three_jobs, page):
     page.goto(f"{three_jobs.url}/assets/execution_steps?view=partitions", wait_until="networkidle")
     _dismiss_community_dialog(page)
@@ -157,6 +179,16 @@ def test_rerun_from_the_partition_page_in_two_clicks_completes_the_job(three_job
     page.get_by_text("openai.job_cost_usd").first.wait_for(timeout=30_000)
     page.screenshot(path=str(ARTIFACTS / "rerun-2-completed.png"))
     assert page.get_by_text("failed, and did not materialize this asset").count() == 0
+
+
+def _dismiss_community_dialog(page, timeout_ms: int = 5_000) -> None:
+    """Dagster shows a "Join the community" dialog on a first visit; it may open a moment after load."""
+    from playwright.sync_api import TimeoutError as NoDialog
+
+    try:
+        page.get_by_role("button", name="Skip").click(timeout=timeout_ms)
+    except NoDialog:  # none this time (already dismissed in this browser)
+        pass
 
 
 def _artifacts(db: DynamoDBResource, job_id: str) -> list[dict]:

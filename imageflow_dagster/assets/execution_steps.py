@@ -34,6 +34,7 @@ RECORDED_CHECK_SPEC = job_check(
 @dataclass(frozen=True)
 class JobOutcome:
     key: str
+    s3_url: str
     records: list[dict]
     failure: tuple[str, str] | None  # (error_message, error_type) of the first failed step
 
@@ -61,7 +62,7 @@ def finish_job(
         written = mark_completed(db, plan.job.job_id, finished, claim_id=claim_id)
     if not written:
         raise dg.Failure(description=f"Job {plan.job.job_id} was taken over by another run; outcome not written")
-    return JobOutcome(key=key, records=records, failure=failure)
+    return JobOutcome(key=key, s3_url=s3.s3_url(key), records=records, failure=failure)
 
 
 def execution_steps_events(
@@ -99,7 +100,7 @@ def _recorded_check(plan: JobPlan, records: list[dict]) -> dg.AssetCheckResult:
 def _metadata(plan: JobPlan, generated: list[GeneratedImage], outcome: JobOutcome) -> dict:
     usages = [s.usage for s in plan.steps if s.usage] + [g.usage for g in generated if g.usage]
     return {
-        "execution_steps_s3_key": outcome.key,
+        "execution_steps": dg.MetadataValue.url(outcome.s3_url),
         "step_count": len(outcome.records),
         "job_status": "failed" if outcome.failure else "completed",
         "error_message": outcome.failure[0] if outcome.failure else "",
