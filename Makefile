@@ -17,7 +17,7 @@ dev: $(VENV)/.installed
 	$(VENV)/bin/imageflow dev
 
 test: $(VENV)/.installed
-	bash scripts/ensure-chromium.sh
+	bash scripts/ensure-chromium.sh && bash scripts/ensure-services.sh
 	$(PY) -m pytest
 
 test-fast: $(VENV)/.installed

@@ -1,5 +1,15 @@
 from setuptools import find_packages, setup
 
+# The production instance (deploy/dagster.yaml): Postgres storage and dagster-celery's run launcher on a
+# Redis broker/backend. Integration libraries move in lockstep with dagster==1.13.27 (0.29.27 <-> 1.13.27).
+# celery[redis] pulls kombu[redis], whose pins (redis<9, and an exact `packaging`) keep the client compatible.
+DEPLOY = [
+    "dagster-postgres==0.29.27",  # brings psycopg2-binary
+    "dagster-celery[redis]==0.29.27",
+    "celery[redis]>=5.5,<6",
+    "redis>=5",
+]
+
 setup(
     name="imageflow-dagster",
     version="0.1.0",
@@ -19,7 +29,9 @@ setup(
         "python-ulid>=2",
     ],
     extras_require={
+        "deploy": DEPLOY,
         "dev": [
+            *DEPLOY,  # the tests load deploy/dagster.yaml against real Postgres and Redis
             "moto[dynamodb,s3]==5.2.5",
             "flask",
             "flask-cors",

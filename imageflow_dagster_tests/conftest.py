@@ -22,6 +22,8 @@ from imageflow_dagster.resources.dynamodb import DynamoDBResource, deserialize_i
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import SubmittedJob, submit_job
 
+pytest_plugins = ["imageflow_dagster_tests.services"]
+
 REGION = "us-east-1"
 
 
