@@ -100,6 +100,20 @@ MUTANTS = [
         "    if False:",
         (TESTS + "test_model_lifecycle.py", TESTS + "test_openai_as_it_is.py"),
     ),
+    Mutant(
+        "a failed job's execution_steps looks materialized",
+        "imageflow_dagster/assets/execution_steps.py",
+        "    if outcome.failure:\n        return check",
+        "    if False:\n        return check",
+        (TESTS + "test_operator_view.py",),
+    ),
+    Mutant(
+        "an image blocked by moderation fails the stored check",
+        "imageflow_dagster/assets/storage.py",
+        "if r.key not in stored and r.key not in blocked]",
+        "if r.key not in stored]",
+        (TESTS + "test_operator_view.py",),
+    ),
 ]
 
 
