@@ -24,6 +24,7 @@ from imageflow_dagster_tests.conftest import asset_metadata
 from imageflow_dagster_tests.workflows import mixed_workflow, single_image_workflow
 
 MIXED_IMAGES = 5  # mixed_workflow: 3 png 1024x1024 + 2 webp 1536x1024
+TWO_IMAGES = 2  # single_image_workflow("Create 2 brand images.")
 
 
 # ---- thumbnails in a real run
@@ -77,11 +78,11 @@ def test_each_image_gets_a_small_jpeg_thumbnail_that_is_no_artifact(pipeline, se
 
 
 def test_rerun_keeps_thumbnails_and_restores_a_deleted_one(pipeline, settings, s3_client, openai_server):
-    job = pipeline.submit(mixed_workflow())
+    job = pipeline.submit(single_image_workflow("Create 2 brand images."))
     assert pipeline.run(job.job_id).success
     prefix = f"{job.tenant_id}/jobs/{job.job_id}/"
     before = _thumbnails(s3_client, settings.bucket, prefix)
-    assert len(before) == MIXED_IMAGES
+    assert len(before) == TWO_IMAGES
     deleted = sorted(before)[0]
     s3_client.delete_object(Bucket=settings.bucket, Key=deleted)
     time.sleep(1.1)  # LastModified has one-second resolution: a rewrite now would show
@@ -97,11 +98,11 @@ def test_rerun_keeps_thumbnails_and_restores_a_deleted_one(pipeline, settings, s
     restored = s3_client.get_object(Bucket=settings.bucket, Key=deleted)["Body"].read()
     with Image.open(io.BytesIO(restored)) as image:
         assert image.format == "JPEG" and max(image.size) == 256
-    assert len(_shown(result)[1]) == MIXED_IMAGES
+    assert len(_shown(result)[1]) == TWO_IMAGES
 
 
 def test_thumbnail_that_cannot_be_stored_never_fails_its_image(pipeline, settings, s3_client):
-    job = pipeline.submit(mixed_workflow())
+    job = pipeline.submit(single_image_workflow("Create 2 brand images."))
     prefix = f"{job.tenant_id}/jobs/{job.job_id}/"
     deny = {
         "Version": "2012-10-17",
@@ -124,20 +125,20 @@ def test_thumbnail_that_cannot_be_stored_never_fails_its_image(pipeline, setting
             runs.append((result, *_shown(result)))
     finally:
         s3_client.delete_bucket_policy(Bucket=settings.bucket)
-    assert [outcomes for _, outcomes, _ in runs] == [["generated"] * MIXED_IMAGES, ["reused"] * MIXED_IMAGES]
+    assert [outcomes for _, outcomes, _ in runs] == [["generated"] * TWO_IMAGES, ["reused"] * TWO_IMAGES]
     for result, _, urls in runs:
         assert result.success
         assert urls == set()
         logs = pipeline.instance.all_logs(result.run_id)
         logged = [e.user_message for e in logs if e.level == logging.WARNING]
-        assert sum("thumbnail not stored" in m and "AccessDenied" in m for m in logged) == MIXED_IMAGES
+        assert sum("thumbnail not stored" in m and "AccessDenied" in m for m in logged) == TWO_IMAGES
     assert pipeline.job(job.job_id)["status"] == "completed"
-    assert len(_image_keys(pipeline, job.job_id)) == MIXED_IMAGES
+    assert len(_image_keys(pipeline, job.job_id)) == TWO_IMAGES
     assert _thumbnails(s3_client, settings.bucket, prefix) == {}
 
     result = pipeline.run(job.job_id)  # allowed again: every reused image gets its thumbnail
-    assert result.success and len(_shown(result)[1]) == MIXED_IMAGES
-    assert len(_thumbnails(s3_client, settings.bucket, prefix)) == MIXED_IMAGES
+    assert result.success and len(_shown(result)[1]) == TWO_IMAGES
+    assert len(_thumbnails(s3_client, settings.bucket, prefix)) == TWO_IMAGES
 
 
 def test_thumbnail_of_an_image_another_writer_stored_first_shows_their_bytes(pipeline, settings, s3_client, openai_server):
