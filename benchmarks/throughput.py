@@ -3,7 +3,9 @@ of as many do-nothing runs through the same daemon. Case 6: one sensor tick over
 
 import json
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -14,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.harness import Measurement, timed
+from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
@@ -35,12 +38,18 @@ WORKFLOW = {
 }
 
 
+LAUNCHER_NAMES = {"warm": "WarmRunLauncher", "default": "default launcher", "celery": "Celery workers"}
+
+
 def run(smoke: bool) -> list[Measurement]:
-    """The warm launcher (the local stack's) at the issue's size, and Dagster's default launcher for comparison."""
-    jobs, samples = (4, 1) if smoke else (60, 5)
-    warm = _measure(jobs, samples, warm_runs=True)
-    default = _measure(jobs if smoke else 30, samples, warm_runs=False)
-    return _report(jobs, warm, "WarmRunLauncher", met=True) + _report(default.jobs, default, "default launcher", met=False)
+    """The three launchers side by side in one run, same batch sizes: Celery run workers (`imageflow worker`, the
+    production launcher), WarmRunLauncher (forks from one warm process) and Dagster's default launcher."""
+    jobs, samples = (4, 1) if smoke else (30, 3)
+    results = []
+    for launcher in ("celery", "warm", "default"):
+        batches = _measure(jobs, samples, launcher)
+        results += _report(jobs, batches, LAUNCHER_NAMES[launcher], met=launcher == "celery")
+    return results
 
 
 @dataclass
@@ -51,15 +60,19 @@ class Batches:
     ours_cpu: list[float] = field(default_factory=list)  # CPU-seconds of the whole machine per job
     floor_cpu: list[float] = field(default_factory=list)
     ours_busy: list[float] = field(default_factory=list)  # share of both cores in use
+    pss_per_job: list[float] = field(default_factory=list)  # MB: whole stack's PSS with jobs in flight / jobs
+    pss_marginal: list[float] = field(default_factory=list)  # MB: (that - the idle stack's PSS) / jobs
 
 
-def _measure(jobs: int, samples: int, warm_runs: bool) -> Batches:
+def _measure(jobs: int, samples: int, launcher: str) -> Batches:
     batches = Batches(jobs)
     with tempfile.TemporaryDirectory() as home:
         os.environ["IMAGEFLOW_SENSOR_INTERVAL_S"] = "1"
         noop_file = Path(home) / "noop.json"
-        with LocalStack(Path(home) / "stack", fixed_ports=False, persist=False, warm_runs=warm_runs) as stack:
+        with LocalStack(Path(home) / "stack", fixed_ports=False, persist=False, launcher=launcher) as stack:
             env = {**stack.env, "IMAGEFLOW_BENCH_NOOP_FILE": str(noop_file)}
+            if launcher == "celery":
+                env.update(celery_fleet(stack, Path(home), workers=1, concurrency=RUNS_AT_ONCE))
             os.environ.update(env)
             workspace = _workspace(Path(home))
             stack.spawn([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)])
@@ -75,7 +88,83 @@ def _measure(jobs: int, samples: int, warm_runs: bool) -> Batches:
                 batches.ours.append(seconds)
                 batches.ours_cpu.append(cpu / jobs)
                 batches.ours_busy.append(busy)
+            if not smoke_memory_skipped(jobs):
+                busy, idle = _pss_in_flight(stack, db, instance)
+                batches.pss_per_job.append(busy / RUNS_AT_ONCE)
+                batches.pss_marginal.append((busy - idle) / RUNS_AT_ONCE)
     return batches
+
+
+def smoke_memory_skipped(jobs: int) -> bool:
+    return jobs < RUNS_AT_ONCE
+
+
+RUNS_AT_ONCE = 4  # the local stack's max_concurrent_runs: every launcher executes at most this many runs at once
+IN_FLIGHT_IMAGE_S = 20.0
+
+
+def _pss_in_flight(stack: LocalStack, db, instance: dg.DagsterInstance) -> tuple[float, float]:
+    """(MB of PSS of every process of the stack with RUNS_AT_ONCE jobs rendering 20 s images, MB idle). PSS splits
+    pages shared between forked processes among them, so warm children are not counted twice."""
+    control = OpenAIServerControl(stack.env["OPENAI_BASE_URL"])
+    _wait(lambda: all(run.is_finished for run in instance.get_runs(limit=50)), 120)  # earlier runs have exited
+    time.sleep(3)
+    idle = _stack_pss(stack)
+    control.configure(image_latency_s=IN_FLIGHT_IMAGE_S)
+    started = lambda: len(instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])))  # noqa: E731
+    ids = [submit_job(db, workflow=WORKFLOW, answers={"name": "Ada"}).job_id for _ in range(RUNS_AT_ONCE)]
+    _wait(lambda: started() >= RUNS_AT_ONCE and control.stats()["in_flight"].get("images", 0) >= 2 * RUNS_AT_ONCE, 120)
+    busy = _stack_pss(stack)
+    control.configure(image_latency_s=0.0)
+    _wait(lambda: all((db.get_item(db.jobs_table, {"job_id": j}) or {}).get("status") == "completed" for j in ids), 300)
+    return busy, idle
+
+
+def _stack_pss(stack: LocalStack) -> float:
+    """MB of PSS of every process the stack started and all their descendants (daemon, code servers, workers,
+    runs), whatever session a descendant made for itself."""
+    parents, pss_kb = {}, {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            rollup = (entry / "smaps_rollup").read_text().splitlines()
+            pss_kb[int(entry.name)] = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
+        except (OSError, IndexError, ValueError, StopIteration):
+            continue
+    ours = set(stack.pids)
+    grew = True
+    while grew:
+        children = {pid for pid, parent in parents.items() if parent in ours} - ours
+        grew, ours = bool(children), ours | children
+    return sum(pss_kb.get(pid, 0) for pid in ours) / 1024
+
+
+def celery_fleet(stack: LocalStack, home: Path, workers: int, concurrency: int) -> dict[str, str]:
+    """A throwaway redis-server and `workers` x `imageflow worker`, stopped with the stack; returns their env."""
+    port = _free_port()
+    stack.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                stdout=subprocess.DEVNULL)
+    env = {"IMAGEFLOW_CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
+           "IMAGEFLOW_CELERY_BACKEND_URL": f"redis://127.0.0.1:{port}/1"}
+    _wait(lambda: _answers(port), 30)
+    for n in range(workers):
+        stack.spawn([str(Path(sys.executable).parent / "imageflow"), "worker", f"--concurrency={concurrency}",
+                     f"--name=bench{n}@%h"], env={**env, "PYTHONPATH": str(ROOT)}, cwd=home,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return env
+
+
+def _answers(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _report(jobs: int, batches: Batches, launcher: str, met: bool) -> list[Measurement]:
@@ -93,7 +182,12 @@ def _report(jobs: int, batches: Batches, launcher: str, met: bool) -> list[Measu
         Measurement(f"3. machine CPU per do-nothing run, {launcher}", "-", batches.floor_cpu, unit="CPU-s"),
         Measurement(f"3. share of both cores busy during the imageflow batch, {launcher}", "-",
                     [100 * b for b in batches.ours_busy], unit="%"),
-    ]
+    ] + ([
+        Measurement(f"3. memory per job in flight: whole stack's PSS / {RUNS_AT_ONCE} jobs rendering "
+                    f"{IN_FLIGHT_IMAGE_S:.0f} s images, {launcher}", "-", batches.pss_per_job, unit="MB"),
+        Measurement(f"3. memory per job in flight, marginal: (PSS at {RUNS_AT_ONCE} jobs - PSS idle) / {RUNS_AT_ONCE}, {launcher}",
+                    "-", batches.pss_marginal, unit="MB"),
+    ] if batches.pss_per_job else [])
 
 
 def _cpu_of(action) -> tuple[float, float, float]:

@@ -83,7 +83,24 @@ def _parser() -> argparse.ArgumentParser:
     local = commands.add_parser("local-openai", help="run the local OpenAI-compatible server in the foreground")
     local.add_argument("args", nargs=argparse.REMAINDER, help="--host, --port, --image-latency, --response-latency, --images-per-minute, --shut-down-models, --quota-exhausted")
     local.set_defaults(run=_local_openai)
+
+    worker = commands.add_parser("worker", help="a Celery run worker for deploy/dagster.yaml (needs the deploy extra)")
+    worker.add_argument("--concurrency", type=int, default=2, help="runs executed at once (default: 2)")
+    worker.add_argument("--queue", default="dagster", help="Celery queue to take runs from (default: dagster)")
+    worker.add_argument("--name", default=None, help="worker name (default: imageflow-<random>@<host>)")
+    worker.set_defaults(run=_worker)
     return parser
+
+
+def _worker(args: argparse.Namespace) -> int:
+    try:
+        from imageflow_dagster.run_workers.celery_worker import WorkerConfigError, run_worker
+    except ImportError as exc:
+        raise CliError(f"{exc.name} is missing: install the deploy extra (pip install -e '.[deploy]')") from None
+    try:
+        return run_worker(args.concurrency, args.queue, args.name)
+    except WorkerConfigError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _local_openai(args: argparse.Namespace) -> int:

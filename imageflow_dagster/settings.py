@@ -31,6 +31,13 @@ def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in _env(name, default).split(",") if part.strip())
 
 
+def _env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class Tables:
     jobs: str
@@ -65,6 +72,10 @@ class Settings:
     sensor_max_runs_per_tick: int = 50
     claim_lease_s: int = 3600
     partition_retention_days: int = 14
+    io_manager: str = "fs"
+    # Webhook steps: hosts (names or IPs) that may resolve to private addresses, and the per-request timeout.
+    webhook_allowed_hosts: tuple[str, ...] = ()
+    webhook_timeout_s: float = 30.0
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -99,4 +110,7 @@ class Settings:
             sensor_max_runs_per_tick=_env_int("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", 50),
             claim_lease_s=_env_int("IMAGEFLOW_CLAIM_LEASE_S", 3600),
             partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),
+            io_manager=_env_choice("IMAGEFLOW_IO_MANAGER", "fs", ("fs", "s3")),
+            webhook_allowed_hosts=_env_list("IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS", ""),
+            webhook_timeout_s=_env_float("IMAGEFLOW_WEBHOOK_TIMEOUT_S", 30.0),
         )

@@ -102,6 +102,7 @@ def stats(state: ServerState) -> dict:
             "quota_rejected": state.stats["quota_rejected"],
             "model_not_found": state.stats["model_not_found"],
             "max_in_flight": dict(state.max_in_flight),
+            "in_flight": dict(state.in_flight),
         }
 
 

@@ -64,6 +64,17 @@ run_launcher:
   config:
     preload_modules: {json.dumps(PRELOAD_MODULES)}
 """
+# Runs as Celery tasks on `imageflow worker` processes (deploy/dagster.yaml's launcher), for the benchmarks:
+# whoever starts the stack also starts a Redis and the workers.
+CELERY_RUN_LAUNCHER = """\
+run_launcher:
+  module: imageflow_dagster.run_workers.celery_launcher
+  class: ImageflowCeleryRunLauncher
+  config:
+    broker: {env: IMAGEFLOW_CELERY_BROKER_URL}
+    backend: {env: IMAGEFLOW_CELERY_BACKEND_URL}
+"""
+RUN_LAUNCHERS = {"warm": WARM_RUN_LAUNCHER, "default": "", "celery": CELERY_RUN_LAUNCHER}
 
 
 class LocalStack:
@@ -81,7 +92,7 @@ class LocalStack:
         max_concurrent_runs: int = 4,
         pool_limit: int = 4,
         persist: bool = True,
-        warm_runs: bool = True,
+        launcher: str = "warm",
     ):
         self.home = Path(home or os.getenv("IMAGEFLOW_HOME") or ".imageflow").resolve()
         self._fixed_ports = fixed_ports
@@ -96,7 +107,7 @@ class LocalStack:
         self._dagster_yaml = DAGSTER_YAML.format(
             max_runs=max_concurrent_runs,
             pool_limit=pool_limit,
-            run_launcher=WARM_RUN_LAUNCHER if warm_runs else "",
+            run_launcher=RUN_LAUNCHERS[launcher],
         )
         self._persist = persist
         self._children: list[subprocess.Popen] = []

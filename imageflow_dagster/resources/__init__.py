@@ -3,12 +3,17 @@
 import os
 
 import dagster as dg
+from dagster_aws.s3 import S3PickleIOManager, S3Resource
 
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
 from imageflow_dagster.resources.rate_budget import OpenAIRateBudget
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
 from imageflow_dagster.settings import Settings
+
+# Asset values pickled by Dagster (not imageflow's images or records) go under this private prefix: no image
+# suffix, so the bucket's public-read policy for images never matches it.
+IO_MANAGER_PREFIX = ".imageflow/dagster-io"
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
@@ -30,7 +35,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         tokens_per_minute=settings.tokens_per_minute,
         limits_file=settings.rate_limits_file,
     )
-    return {
+    resources = {
         "openai": OpenAIResource(
             budget=budget,
             # EnvVar keeps the key out of run config and the UI; it is only set when the variable exists so an
@@ -50,3 +55,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "dynamodb": dynamodb,
     }
+    if settings.io_manager == "s3":
+        resources["io_manager"] = s3_io_manager(settings)
+    return resources
+
+
+def s3_io_manager(settings: Settings) -> S3PickleIOManager:
+    """IMAGEFLOW_IO_MANAGER=s3: asset values live in the artifacts bucket, so any op of a run can execute on any
+    machine. The embedded stack keeps Dagster's filesystem default."""
+    return S3PickleIOManager(
+        s3_resource=S3Resource(region_name=settings.region),
+        s3_bucket=settings.bucket,
+        s3_prefix=IO_MANAGER_PREFIX,
+    )

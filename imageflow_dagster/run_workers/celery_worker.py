@@ -1,0 +1,91 @@
+"""`imageflow worker`: a Celery run worker for this code location, on dagster-celery's tasks.
+
+Warm: the parent process imports Dagster's run-worker code, the SDKs and imageflow's definitions once; Celery's
+prefork pool then forks children from it, so a run starts without a new interpreter and its imports.
+Isolated: each child executes one run and exits (`worker_max_tasks_per_child=1`), so a crash or a leak in one
+run never reaches the next. A worker holds no more runs than it has free children (`worker_disable_prefetch`,
+Redis brokers): the others wait in the broker, where any free worker takes them, instead of sitting reserved
+behind busy children, where a lost worker would strand them until Dagster's start timeout.
+"""
+
+import importlib
+import os
+import socket
+import uuid
+
+from celery import Celery
+
+# Loaded in the parent before the pool forks; `module:function` also calls the function.
+WARM_MODULES = (
+    "dagster._cli.api",
+    "dagster_aws.s3",
+    "openai",
+    "openai.resources.responses",
+    "openai.resources.images",
+    "PIL.Image",
+    "imageflow_dagster.aws_session:warm",
+    "imageflow_dagster.definitions",
+)
+DEFAULT_QUEUE = "dagster"  # dagster-celery's default queue, where CeleryRunLauncher sends runs
+
+
+class WorkerConfigError(RuntimeError):
+    pass
+
+
+def celery_app(broker: str, backend: str, queue: str = DEFAULT_QUEUE) -> Celery:
+    """dagster-celery's app with its run tasks registered, configured for one isolated run per child."""
+    from dagster_celery.make_app import make_app
+    from dagster_celery.tasks import create_execute_job_task, create_resume_job_task
+
+    app = make_app(app_args={"broker": broker, "backend": backend, "include": [], "task_default_queue": queue})
+    app.conf.update(
+        worker_prefetch_multiplier=1,
+        worker_disable_prefetch=True,
+        worker_max_tasks_per_child=1,
+        # A run's task is acknowledged when it starts: if the worker dies, the broker must not hand the run to a
+        # second worker behind Dagster's back; run monitoring fails it and Dagster's run retry starts it again.
+        task_acks_late=False,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+    create_execute_job_task(app)
+    create_resume_job_task(app)
+    return app
+
+
+def worker_argv(concurrency: int, queue: str, name: str | None = None, loglevel: str = "INFO") -> list[str]:
+    hostname = name or f"imageflow-{uuid.uuid4().hex[:8]}@{socket.gethostname()}"
+    return [
+        "worker",
+        f"--loglevel={loglevel}",
+        f"--concurrency={concurrency}",
+        f"--queues={queue}",
+        f"--hostname={hostname}",
+        "--pool=prefork",
+        "-O",
+        "fair",  # hand a task only to a child that is free
+    ]
+
+
+def run_worker(concurrency: int, queue: str, name: str | None = None) -> int:
+    broker, backend = _required("IMAGEFLOW_CELERY_BROKER_URL"), _required("IMAGEFLOW_CELERY_BACKEND_URL")
+    _required("DAGSTER_HOME")  # each run opens the instance from $DAGSTER_HOME/dagster.yaml (deploy/dagster.yaml)
+    for entry in WARM_MODULES:
+        _warm(entry)
+    celery_app(broker, backend, queue).worker_main(worker_argv(concurrency, queue, name))
+    return 0
+
+
+def _warm(entry: str) -> None:
+    module, _, function = entry.partition(":")
+    loaded = importlib.import_module(module)
+    if function:
+        getattr(loaded, function)()
+
+
+def _required(name: str) -> str:
+    value = os.getenv(name)
+    if not value:
+        raise WorkerConfigError(f"{name} is not set: `imageflow worker` needs it (see deploy/README.md)")
+    return value
