@@ -19,6 +19,7 @@ from imageflow_dagster.flow.job_store import (
     mark_failed,
 )
 from imageflow_dagster.flow.loading import load_job_inputs
+from imageflow_dagster.flow.seed_handoff import is_handed_over, step_rerun_config
 from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.partitions import jobs_partitions
@@ -76,6 +77,9 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
     """One job's decision; an error here is logged and only this job is skipped."""
     job_id = job.get("job_id", "?")
     try:
+        if settings.require_handoff and not is_handed_over(job):
+            tick.skipped += 1  # during a migration: the seed's own worker still owns jobs it was given
+            return
         if job.get(CLAIM_ID) and job.get(LEASE_UNTIL, 0) > time.time():
             _relaunch_if_lost(context, job, tick)
             return
@@ -111,7 +115,13 @@ def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
 
 def _run_request(job: dict, claim: str, workflow_name: str | None = None) -> dg.RunRequest:
     tags = job_tags(job["job_id"], job.get("tenant_id", ""), job.get("workflow_id", ""), workflow_name)
-    return dg.RunRequest(partition_key=job["job_id"], run_key=f"{job['job_id']}:{claim}", tags={CLAIM_TAG: claim, **tags})
+    return dg.RunRequest(
+        partition_key=job["job_id"],
+        run_key=f"{job['job_id']}:{claim}",
+        tags={CLAIM_TAG: claim, **tags},
+        run_config=step_rerun_config(job),
+    )
+
 
 
 def _epoch(iso: str | None) -> float | None:

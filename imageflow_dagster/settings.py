@@ -73,6 +73,7 @@ class Settings:
     claim_lease_s: int = 3600
     partition_retention_days: int = 14
     io_manager: str = "fs"
+    require_handoff: bool = False
     # Webhook steps: hosts (names or IPs) that may resolve to private addresses, and the per-request timeout.
     webhook_allowed_hosts: tuple[str, ...] = ()
     webhook_timeout_s: float = 30.0
@@ -111,6 +112,7 @@ class Settings:
             claim_lease_s=_env_int("IMAGEFLOW_CLAIM_LEASE_S", 3600),
             partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),
             io_manager=_env_choice("IMAGEFLOW_IO_MANAGER", "fs", ("fs", "s3")),
+            require_handoff=_env_choice("IMAGEFLOW_REQUIRE_HANDOFF", "false", ("true", "false")) == "true",
             webhook_allowed_hosts=_env_list("IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS", ""),
             webhook_timeout_s=_env_float("IMAGEFLOW_WEBHOOK_TIMEOUT_S", 30.0),
         )

@@ -57,29 +57,58 @@ def submit_job(
             "updated_at": now,
         },
     )
-    db.put_item(
-        db.submissions_table,
-        {
-            "submission_id": submission_id,
-            "tenant_id": tenant_id,
-            "form_id": form_id,
-            "workflow_id": workflow_id,
-            "submission_data": answers,
-            "submitter_email": answers.get("email"),
-            "created_at": now,
-            "job_id": job_id,
-        },
-    )
-    db.put_item(
-        db.jobs_table,
-        {
-            "job_id": job_id,
-            "tenant_id": tenant_id,
-            "workflow_id": workflow_id,
-            "submission_id": submission_id,
-            "status": status,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    put_submission_row(db, submission_id, tenant_id, workflow_id, answers, job_id, form_id=form_id, created_at=now)
+    put_job_row(db, job_id, tenant_id, workflow_id, submission_id, status=status, created_at=now)
     return SubmittedJob(job_id, tenant_id, workflow_id, submission_id, form_id)
+
+
+def put_submission_row(
+    db: DynamoDBResource,
+    submission_id: str,
+    tenant_id: str,
+    workflow_id: str,
+    answers: dict[str, Any],
+    job_id: str,
+    *,
+    form_id: str | None = None,
+    created_at: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """Create-only: False when the row exists already (a rerun of whatever made it)."""
+    now = created_at or utc_now_iso()
+    item = {
+        "submission_id": submission_id,
+        "tenant_id": tenant_id,
+        "workflow_id": workflow_id,
+        "submission_data": answers,
+        "submitter_email": answers.get("email"),
+        "created_at": now,
+        "job_id": job_id,
+        **({"form_id": form_id} if form_id else {}),
+        **(extra or {}),
+    }
+    return db.put_item(db.submissions_table, item, condition="attribute_not_exists(submission_id)")
+
+
+def put_job_row(
+    db: DynamoDBResource,
+    job_id: str,
+    tenant_id: str,
+    workflow_id: str,
+    submission_id: str,
+    *,
+    status: str = "processing",
+    created_at: str | None = None,
+) -> bool:
+    """Create-only: False when a job with this id exists already, so a job is never started twice."""
+    now = created_at or utc_now_iso()
+    item = {
+        "job_id": job_id,
+        "tenant_id": tenant_id,
+        "workflow_id": workflow_id,
+        "submission_id": submission_id,
+        "status": status,
+        "created_at": now,
+        "updated_at": now,
+    }
+    return db.put_item(db.jobs_table, item, condition="attribute_not_exists(job_id)")

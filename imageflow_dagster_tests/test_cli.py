@@ -89,7 +89,7 @@ def test_bad_workflow_file(settings, tmp_path, capsys):
     assert "is not valid JSON" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["dev"], ["bootstrap"], ["submit"], ["status"], ["local-openai"]])
+@pytest.mark.parametrize("command", [[], ["dev"], ["bootstrap"], ["submit"], ["status"], ["local-openai"], ["worker"]])
 def test_help_of_every_command(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -111,3 +111,16 @@ def test_dev_without_the_source_tree_runs_dg_dev_on_a_workspace_file(tmp_path, m
     assert cli.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "-w", str(workspace)]
     assert "module_name: imageflow_dagster.definitions" in workspace.read_text()
     assert "location_name: imageflow" in workspace.read_text()
+
+
+@pytest.mark.parametrize("missing", ["IMAGEFLOW_CELERY_BROKER_URL", "IMAGEFLOW_CELERY_BACKEND_URL", "DAGSTER_HOME"])
+def test_worker_refuses_to_start_without_its_settings(monkeypatch, capsys, tmp_path, missing):
+    configured = {"IMAGEFLOW_CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
+                  "IMAGEFLOW_CELERY_BACKEND_URL": "redis://127.0.0.1:1/1", "DAGSTER_HOME": str(tmp_path)}
+    for key, value in configured.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv(missing)
+    assert main(["worker", "--concurrency", "1"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"imageflow: {missing} is not set: `imageflow worker` needs it (see deploy/README.md)"
+    )

@@ -113,7 +113,7 @@ def test_daemon_killed_three_times_loses_nothing(local_stack, monkeypatch):
         assert len(images) == IMAGES_PER_JOB and len({r["s3_key"] for r in images}) == IMAGES_PER_JOB
         assert [r["artifact_type"] for r in rows].count("step_output") == 1
         steps = json.loads(s3.get_object(Bucket=settings.bucket, Key=f"{job.tenant_id}/jobs/{job.job_id}/execution_steps.json")["Body"].read())
-        assert [s["step_order"] for s in steps] == [0, 1]
+        assert [s["step_type"] for s in steps] == ["form_submission", "ai_generation", "final_output"]
         image_rows += images
     assert sorted(image_objects) == sorted(r["s3_key"] for r in image_rows)
 

@@ -106,15 +106,15 @@ def test_s3_access_denied_fails_job_naming_s3_and_prefix(pipeline, s3_client, se
     # The error guard wrote the failure, not the normal finish: the row names no record and no artifacts.
     assert "execution_steps_s3_key" not in row and "artifacts" not in row
 
-    # Everything written before the denied put is there: at the job's top level the 5 images and the 3 step
-    # outputs, and no execution_steps.json; 3 private replay answers under .imageflow/responses/; nothing else
+    # Everything written before the denied put is there: at the job's top level the 5 images, the 3 step
+    # outputs and the final document, and no execution_steps.json; 3 private replay answers under .imageflow/responses/; nothing else
     # but previews of those images under thumbnails/ (when the run makes them).
     listed = s3_client.list_objects_v2(Bucket=settings.bucket, Prefix=prefix).get("Contents", [])
     keys = {o["Key"] for o in listed}
     top = {k for k in keys if "/" not in k.removeprefix(prefix)}
     images = sorted(k for k in top if k.endswith((".png", ".webp")))
     assert [k.rsplit(".", 1)[-1] for k in images] == ["png"] * 3 + ["webp"] * 2
-    names = ("step_1_research.md", "step_2_brand_images.json", "step_3_social_images.json")
+    names = ("step_1_research.md", "step_2_brand_images.json", "step_3_social_images.json", "final.md")
     assert top == {*images, *(prefix + name for name in names)}
     assert denied not in keys
     private = {k for k in keys if k.startswith(f"{prefix}.imageflow/responses/")}
@@ -125,7 +125,7 @@ def test_s3_access_denied_fails_job_naming_s3_and_prefix(pipeline, s3_client, se
     # none for an object that is not there.
     rows = pipeline.artifacts(job.job_id)
     assert sorted(r["s3_key"] for r in rows) == sorted(top)
-    assert sorted(r["artifact_type"] for r in rows) == ["image"] * 5 + ["step_output"] * 3
+    assert sorted(r["artifact_type"] for r in rows) == ["image"] * 5 + ["markdown_final"] + ["step_output"] * 3
 
 
 def test_missing_bucket_is_named(pipeline, s3_client, settings):

@@ -63,7 +63,12 @@ MUTATIONS = {
     "job without tenant_id": (_drop("job", "tenant_id"), "Job {job} is malformed: tenant_id: Field required"),
     "dangling workflow id": (_set("job", "workflow_id", "wf_does_not_exist"), "Workflow wf_does_not_exist not found"),
     "missing submission": (_delete("submission"), "Submission {submission} not found"),
-    "missing form": (_delete("form"), "Form {form} not found"),
+    # A missing form row is no damage (the seed treats the form as optional): test_webhook_steps.py runs one.
+    "webhook and handoff in one step": (
+        _workflow_change(lambda w: w["steps"][0].update(webhook_url="https://x.test/h", handoff_workflow_id="wf_x")),
+        "Workflow {workflow} step 1 (Brand Images) has both webhook_url and handoff_workflow_id; a step is either a "
+        "webhook or a handoff, not both",
+    ),
     "tenant id with slash": (
         _set("job", "tenant_id", "tenant/other"),
         "Invalid tenant_id: tenant_id 'tenant/other' contains a path separator",
@@ -111,9 +116,9 @@ MUTATIONS = {
         "Workflow {workflow} is malformed: steps.0.step_order: Value error, step_order must be a number, got a boolean",
     ),
     "unknown step type": (
-        _step_change("step_type", "webhook"),
-        "Workflow {workflow} step 1 (Brand Images) has unsupported step_type 'webhook'; imageflow runs ai_generation "
-        "steps (text or image)",
+        _step_change("step_type", "shell"),
+        "Workflow {workflow} step 1 (Brand Images) has unsupported step_type 'shell'; imageflow runs ai_generation "
+        "steps (text or image) and webhook steps",
     ),
     "cyclic depends_on": (
         _workflow_change(

@@ -98,13 +98,14 @@ def test_mixed_workflow_end_to_end(pipeline, settings, s3_client, openai_server)
     brand_usage = next(u for u in image_usage if u["output_tokens"] == 3 * 272)
     assert brand_usage["cost_usd"] == pytest.approx(3 * 272 * 30 / 1e6 + brand_usage["input_tokens"] * 5 / 1e6)
 
-    # execution_steps.json: form submission + three ai_generation steps in the seed's shape; numbers stay numbers.
+    # execution_steps.json: form submission, three ai_generation steps in the seed's shape, the final output;
+    # numbers stay numbers.
     steps = read_json_object(s3_client, settings.bucket, steps_key)
-    assert [s["step_type"] for s in steps] == ["form_submission"] + ["ai_generation"] * 3
+    assert [s["step_type"] for s in steps] == ["form_submission"] + ["ai_generation"] * 3 + ["final_output"]
     assert steps[0]["input"]["Name"] == "Ada Lovelace"
-    research, brand, social = steps[1:]
-    assert [s["step_order"] for s in steps[1:]] == [1, 2, 3]
-    assert all(s["success"] is True for s in steps[1:])
+    research, brand, social = steps[1:4]
+    assert [s["step_order"] for s in steps[1:]] == [1, 2, 3, 4]  # final_output's is the list's length
+    assert all(s["success"] is True for s in steps[1:4])
     assert research["output"].startswith("# ")
     brand_output = json.loads(brand["output"])
     assert brand_output["image_model"] == "gpt-image-2.6-sunburst"
@@ -154,7 +155,7 @@ def test_rerun_is_idempotent(pipeline, settings, s3_client, openai_server):
     assert sorted(a["artifact_id"] for a in pipeline.artifacts(job.job_id)) == artifacts_before
     assert len(pipeline.usage(job.job_id)) == usage_before
     steps = read_json_object(s3_client, settings.bucket, f"{prefix}execution_steps.json")
-    assert [s["step_order"] for s in steps] == [0, 1, 2, 3]
+    assert [s["step_order"] for s in steps] == [0, 1, 2, 3, 4]
     assert pipeline.job(job.job_id)["status"] == "completed"
 
 

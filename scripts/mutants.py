@@ -114,6 +114,13 @@ MUTANTS = [
         "if r.key not in stored]",
         (TESTS + "test_operator_view.py",),
     ),
+    Mutant(
+        "a vanished Celery worker goes unnoticed",
+        "imageflow_dagster/run_workers/celery_launcher.py",
+        "        if worker in self._live_workers():",
+        "        if True:",
+        (TESTS + "test_celery_fleet.py",),
+    ),
 ]
 
 

@@ -1,4 +1,5 @@
-"""`execution_steps`: `execution_steps.json` (its only writer, one put per run) and the job's final status."""
+"""`execution_steps`: `execution_steps.json` (its only writer; the final put of the run) and the job's final status,
+with the final document's `output_url` and `final_output` entry when the job delivered one."""
 
 import json
 from dataclasses import dataclass
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from imageflow_dagster.assets.common import job_asset, job_check, usage_metadata
+from imageflow_dagster.flow.deliverable import FINAL_TYPES, final_output_entry, ordered_artifact_ids
 from imageflow_dagster.flow.job_store import mark_completed, mark_failed
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE, images_of, step_outcome
 from imageflow_dagster.flow.records import execution_steps as build_execution_steps
@@ -52,10 +54,15 @@ def finish_job(
     artifact_ids = {row.s3_key: row.artifact_id for row in rows}
     output_keys = {o.step_index: o.key for o in objects if o.kind == "step_output"}
     records = build_execution_steps(plan, generated, artifact_ids, output_keys)
+    final = next((o for o in objects if o.kind in FINAL_TYPES), None)
+    if final:
+        records.append(final_output_entry(len(records), final, artifact_ids[final.key]))
     key = f"{plan.job.prefix}/{EXECUTION_STEPS_FILE}"
-    s3.put(key, json.dumps(records, indent=2).encode(), "application/json")
+    s3.put(key, json.dumps(records, indent=2, default=str).encode(), "application/json")
     failure = _first_failure(plan, generated)
-    finished = {"execution_steps_s3_key": key, "artifacts": list(artifact_ids.values())}
+    finished = {"execution_steps_s3_key": key, "artifacts": ordered_artifact_ids(plan, objects, artifact_ids)}
+    if final:
+        finished["output_url"] = final.url
     if failure:
         written = mark_failed(db, plan.job.job_id, failure[0], failure[1], finished, claim_id=claim_id)
     else:
@@ -86,7 +93,7 @@ def _first_failure(plan: JobPlan, generated: list[GeneratedImage]) -> tuple[str,
 
 
 def _recorded_check(plan: JobPlan, records: list[dict]) -> dg.AssetCheckResult:
-    recorded = {r["step_order"] for r in records if r["step_type"] == "ai_generation"}
+    recorded = {r["step_order"] for r in records if r["step_type"] not in ("form_submission", "final_output")}
     expected = {s.number for s in plan.steps}
     has_form = any(r["step_type"] == "form_submission" for r in records)
     return dg.AssetCheckResult(

@@ -8,10 +8,11 @@ import dagster as dg
 from imageflow_dagster.assets.common import job_asset, md_cell, usage_metadata
 from imageflow_dagster.flow.job_store import put_usage
 from imageflow_dagster.flow.loading import JobInputs
-from imageflow_dagster.flow.planning import PlanningTools, plan_job
+from imageflow_dagster.flow.planning import PlanningTools
 from imageflow_dagster.flow.records import PLANNER_SERVICE, TEXT_SERVICE, usage_record
 from imageflow_dagster.models.pipeline import JobPlan, StepPlan
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.steps.runner import plan_job
 
 PLANNED_PROMPTS = job_asset(
     "planned_prompts",

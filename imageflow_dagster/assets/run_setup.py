@@ -14,6 +14,8 @@ from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
 from imageflow_dagster.run_tags import CLAIM_TAG, job_tags
+from imageflow_dagster.settings import Settings
+from imageflow_dagster.steps.webhook_http import WebhookPolicy
 
 
 class JobRunConfig(dg.Config):
@@ -23,6 +25,9 @@ class JobRunConfig(dg.Config):
     rerun_steps: list[int] = []
     """Step numbers (1-based) to ask the model again, with the steps that depend on them; their images are
     rendered anew. The other steps replay their stored answers."""
+    rerun_dependents: bool = True
+    """With rerun_steps: also ask again for the steps that depend on them (the seed's "Rerun Step & Continue").
+    False asks again only for the named steps and replays their dependents (the seed's "Rerun Step Only")."""
 
 
 def claimed_inputs(
@@ -37,7 +42,7 @@ def claimed_inputs(
             description=f"Partition {context.partition_key!r} is not a job in table {db.jobs_table}: nothing was run. "
             "Partitions are added by the sensor; pick an existing job rather than adding a partition by hand."
         ) from None
-    _fresh_steps(config.rerun_steps, inputs)
+    _fresh_steps(config, inputs)
     s3.check_bucket()
     _tag_run(context, inputs)
     if not start_run(db, inputs.job.job_id, claim_id_of(context), db.claim_lease_s):
@@ -59,18 +64,22 @@ def planning_tools(
         cache=ResponseCache(s3, f"{inputs.job.tenant_id}/jobs/{inputs.job.job_id}", enabled=config.replay_answers),
         progress=LiveProgress(db, inputs.job.job_id, context.log),
         log=context.log,
-        fresh_steps=frozenset(_fresh_steps(config.rerun_steps, inputs)),
+        fresh_steps=frozenset(_fresh_steps(config, inputs)),
         variant=context.run.run_id[:8],
+        # Read per run, like the job's own records: the webhook allow-list and timeout are deployment settings.
+        webhooks=WebhookPolicy.from_settings(Settings.from_env()),
+        db=db,
     )
 
 
-def _fresh_steps(numbers: list[int], inputs: JobInputs) -> set[int]:
-    count = len(inputs.workflow.steps)
+def _fresh_steps(config: JobRunConfig, inputs: JobInputs) -> set[int]:
+    numbers, count = config.rerun_steps, len(inputs.workflow.steps)
     unknown = [n for n in numbers if not 1 <= n <= count]
     if unknown:
         job_id = inputs.job.job_id
         raise dg.Failure(description=f"rerun_steps {unknown} name no step of job {job_id}: its steps are 1 to {count}")
-    return with_dependents(inputs.dependencies, {n - 1 for n in numbers})
+    named = {n - 1 for n in numbers}
+    return with_dependents(inputs.dependencies, named) if config.rerun_dependents else named
 
 
 def _tag_run(context: dg.AssetExecutionContext, inputs: JobInputs) -> None:

@@ -1,9 +1,10 @@
-"""`s3_objects`: the job's images in S3 (verified with HEAD) and each step's output file."""
+"""`s3_objects`: the job's images in S3 (verified with HEAD), each step's output file and the final document."""
 
 import dagster as dg
 
 from imageflow_dagster.assets.common import job_asset, job_check
 from imageflow_dagster.assets.lineage import lineage_table, thumbnails_markdown
+from imageflow_dagster.flow.deliverable import FINAL_TYPES, FinalDocument, final_document
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import artifact_for, images_of, step_output_document
@@ -29,10 +30,12 @@ STORED_CHECK_SPEC = job_check(
 
 
 def store_objects(s3: ImageflowS3Resource, plan: JobPlan, generated: list[GeneratedImage]) -> list[StoredObject]:
+    """The images, each step's output and, for a job whose steps all succeeded, its final document."""
     stored = [g for g in generated if g.stored]
     images = each(lambda g: _verified_image(s3, g, plan), stored, workers=BOOKKEEPING_WORKERS)
     outputs = [obj for step in plan.steps if (obj := _store_step_output(s3, plan.job, step, generated))]
-    return images + outputs
+    final = final_document(plan, generated)
+    return images + outputs + ([_store_final(s3, plan, final)] if final else [])
 
 
 def objects_materialization(
@@ -85,6 +88,23 @@ def _store_step_output(
     )
 
 
+def _store_final(s3: ImageflowS3Resource, plan: JobPlan, document: FinalDocument) -> StoredObject:
+    """Overwritten like the step outputs it is made of: a rerun writes the same key again."""
+    key = f"{plan.job.prefix}/{document.name}"
+    s3.put(key, document.body, document.content_type)
+    return StoredObject(
+        kind=document.artifact_type,
+        step_index=plan.steps[-1].index,
+        key=key,
+        url=s3.public_url(key),
+        s3_url=s3.s3_url(key),
+        content_type=document.content_type,
+        size_bytes=len(document.body),
+        name=document.name,
+        label="Final Output",
+    )
+
+
 def _stored_check(plan: JobPlan, generated: list[GeneratedImage], images: list[StoredObject]) -> dg.AssetCheckResult:
     stored = {obj.key: obj for obj in images}
     blocked = [g.request.key for g in generated if g.outcome == "blocked"]
@@ -109,7 +129,8 @@ def _metadata(objects: list[StoredObject], text_steps: int) -> dict:
     return {
         "objects": len(objects),
         "images": len(images),
-        "step_outputs": len(objects) - len(images),
+        "step_outputs": sum(1 for o in objects if o.kind == "step_output"),
+        "final": next((o.name for o in objects if o.kind in FINAL_TYPES), ""),
         "text_steps": text_steps,
         "bytes": sum(o.size_bytes for o in objects),
         "job_folder": dg.MetadataValue.url(f"{objects[0].s3_url.rsplit('/', 1)[0]}/") if objects else "",

@@ -9,6 +9,7 @@ id when it starts. The final status write is fenced on the claim and removes it,
 import time
 from typing import Any
 
+from imageflow_dagster.flow.seed_handoff import RERUN_FIELDS
 from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models import Artifact, UsageRecord
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
@@ -17,7 +18,8 @@ from imageflow_dagster.run_tags import CLAIM_TAG  # noqa: F401  (the run tag tha
 CLAIM_ID = "imageflow_claim_id"
 LEASE_UNTIL = "imageflow_lease_until"  # epoch seconds; a claim past it may be taken over
 CLAIMED_AT = "imageflow_claimed_at"
-_CLAIM_ATTRS = [CLAIM_ID, LEASE_UNTIL, CLAIMED_AT]
+# What one entry into `processing` carries: the claim, and a step rerun handed over with it (seed_handoff.py).
+_CLAIM_ATTRS = [CLAIM_ID, LEASE_UNTIL, CLAIMED_AT, *RERUN_FIELDS]
 _OWNED_BY = f"(attribute_not_exists(#{CLAIM_ID}) OR #{CLAIM_ID} = :claim)"
 _FREE = f"(attribute_not_exists(#{CLAIM_ID}) OR #{LEASE_UNTIL} < :now)"
 # Attributes a finished job must not keep from an earlier attempt or from its progress display.
@@ -84,7 +86,7 @@ def mark_failed(
     only_if_processing: bool = False,
 ) -> bool:
     values = {"status": "failed", "error_message": message, "error_type": error_type, "failed_at": utc_now_iso()}
-    remove = ["live_step", "completed_at", *_CLAIM_ATTRS]
+    remove = ["live_step", "completed_at", "output_url", *_CLAIM_ATTRS]  # a failed job delivers nothing
     return _finish(db, job_id, {**values, **(extra or {})}, remove, claim_id, only_if_processing)
 
 

@@ -1,4 +1,5 @@
-"""The planning phase: text steps and image planners in dependency order, independent steps in parallel.
+"""The planning phase of AI generation steps: text steps and image planners (steps/runner.py runs a job's steps
+in dependency order, independent steps in parallel, whatever their kind).
 
 Image URLs are derived from the requests, so a step that depends on an image step gets that step's URLs in its
 context without waiting for the images; every image of the job is then rendered together afterwards.
@@ -7,7 +8,7 @@ context without waiting for the images; every image of the job is then rendered 
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import openai
 
@@ -15,17 +16,16 @@ from imageflow_dagster.flow import context as ctx
 from imageflow_dagster.flow import planner
 from imageflow_dagster.flow.image_params import ImageConfigError, fit_image_params
 from imageflow_dagster.flow.image_requests import build_image_request, images_api_params
-from imageflow_dagster.flow.loading import JobInputs
-from imageflow_dagster.flow.ordering import waves
-from imageflow_dagster.flow.parallel import each
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.flow.response_cache import ResponseCache
 from imageflow_dagster.ids import short_hash, utc_now_iso
 from imageflow_dagster.lifecycle import ModelRetired
-from imageflow_dagster.models.pipeline import CallUsage, JobIdentity, JobPlan, StepPlan
+from imageflow_dagster.models.pipeline import CallUsage, JobIdentity, StepPlan
 from imageflow_dagster.models.workflow import ImageToolConfig, WorkflowStep
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource, ResponseResult, api_error_text
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
+from imageflow_dagster.steps.webhook_http import WebhookPolicy
 
 
 @dataclass
@@ -38,37 +38,14 @@ class PlanningTools:
     # Steps to ask again (a step rerun and its dependents): no replayed answers, fresh image keys under `variant`.
     fresh_steps: frozenset[int] = frozenset()
     variant: str = ""
+    webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    db: DynamoDBResource | None = None  # handoff steps read the target workflow and write its job
 
     def image_variant(self, plan: StepPlan) -> str:
         return self.variant if plan.index in self.fresh_steps else ""
 
 
-def job_identity(inputs: JobInputs) -> JobIdentity:
-    return JobIdentity(
-        job_id=inputs.job.job_id,
-        tenant_id=inputs.job.tenant_id,
-        workflow_id=inputs.job.workflow_id,
-        submission_id=inputs.job.submission_id,
-        workflow_name=inputs.workflow.workflow_name,
-    )
-
-
-def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
-    started_at = utc_now_iso()
-    identity = job_identity(inputs)
-    fields = ctx.labeled_submission(inputs.submission, inputs.form)
-    plans: dict[int, StepPlan] = {}
-    steps = inputs.workflow.steps
-    order = waves(inputs.dependencies, steps)
-    for wave in order:
-        plan_one = lambda i: _plan_step(identity, fields, i, steps[i], inputs.dependencies[i], plans, tools)  # noqa: E731
-        for plan in each(plan_one, wave, workers=len(wave), name="imageflow-plan"):
-            plans[plan.index] = plan
-    ordered = [plans[i] for wave in order for i in wave]
-    return JobPlan(job=identity, submission_fields=fields, steps=ordered, started_at=started_at)
-
-
-def _plan_step(
+def plan_ai_step(
     job: JobIdentity,
     fields: dict,
     index: int,
@@ -91,9 +68,9 @@ def _plan_step(
         depends_on=deps,
         started_at=utc_now_iso(),
     )
-    blocked_by = next((done[d] for d in deps if done[d].status != "ok"), None)
-    if blocked_by:
-        return _not_run(plan, blocked_by)
+    blocked = blocked_by(deps, done)
+    if blocked:
+        return not_run(plan, blocked)
     plan.context = ctx.step_context(fields, [_dependency_block(done[d]) for d in deps])
     where = f"job={job.job_id} step={plan.number} ({plan.name})"
     try:
@@ -127,7 +104,12 @@ def _took(plan: StepPlan, result: ResponseResult) -> None:
         plan.rate_limit_wait_s = round(plan.rate_limit_wait_s + result.rate_limit_wait_s, 3)
 
 
-def _not_run(plan: StepPlan, failed: StepPlan) -> StepPlan:
+def blocked_by(deps: list[int], done: dict[int, StepPlan]) -> StepPlan | None:
+    """The first dependency that did not succeed: a step whose input is missing is not run."""
+    return next((done[d] for d in deps if done[d].status != "ok"), None)
+
+
+def not_run(plan: StepPlan, failed: StepPlan) -> StepPlan:
     plan.status = "skipped"
     plan.error = f"not run because step {failed.number} ({failed.name}) did not succeed"
     plan.error_type = "DependencyFailed"
@@ -135,11 +117,16 @@ def _not_run(plan: StepPlan, failed: StepPlan) -> StepPlan:
 
 
 def _dependency_block(dep: StepPlan) -> str:
-    if dep.kind == "text":
-        return ctx.dependency_block(dep.number, dep.name, dep.output_text or "", [])
+    return ctx.dependency_block(dep.number, dep.name, planned_output(dep), [r.url for r in dep.requests])
+
+
+def planned_output(dep: StepPlan) -> str:
+    """What a finished step hands to the steps that depend on it: its text, or for an image step the seed's image
+    JSON with the planned URLs (known before the images are rendered)."""
+    if dep.kind != "image":
+        return dep.output_text or ""
     images = [{"label": r.label, "prompt": r.prompt, "url": r.url} for r in dep.requests]
-    output = ctx.image_step_output(dep.image_model or "", dep.image_config or {}, images)
-    return ctx.dependency_block(dep.number, dep.name, output, [r.url for r in dep.requests])
+    return ctx.image_step_output(dep.image_model or "", dep.image_config or {}, images)
 
 
 def _run_text_step(plan: StepPlan, step: WorkflowStep, tools: PlanningTools, where: str) -> None:

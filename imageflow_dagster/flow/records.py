@@ -83,6 +83,19 @@ def step_output_document(step: StepPlan, images: list[GeneratedImage]) -> tuple[
     return _output_name(step, ".json"), image_step_json(step, images).encode(), "application/json"
 
 
+def output_artifact_id(job: JobIdentity, step: StepPlan) -> str | None:
+    """The id the step's `step_output` artifact row gets (ids derive from keys, so it is known before the row
+    exists): a text step's once it answered, an image step's once its images are planned."""
+    if step.status != "ok":
+        return None
+    if step.kind == "text":
+        document = step_output_document(step, [])
+        name = document[0] if document else None
+    else:
+        name = _output_name(step, ".json") if step.kind == "image" and step.requests else None
+    return stable_id("art", job.job_id, f"{job.prefix}/{name}") if name else None
+
+
 def artifact_for(job: JobIdentity, obj: StoredObject) -> Artifact:
     return Artifact(
         artifact_id=stable_id("art", job.job_id, obj.key),
@@ -129,7 +142,8 @@ def image_usage(step: StepPlan, images: list[GeneratedImage]) -> CallUsage | Non
 def execution_steps(
     plan: JobPlan, generated: list[GeneratedImage], artifact_ids: dict[str, str], output_keys: dict[int, str]
 ) -> list[dict[str, Any]]:
-    """The form-submission step, then one `ai_generation` step per workflow step in workflow order."""
+    """The form-submission step, then one entry per workflow step in workflow order (`ai_generation`, or the
+    entry its kind recorded)."""
     records = [
         ExecutionStep(
             step_name="Form Submission",
@@ -143,6 +157,9 @@ def execution_steps(
     ]
     for step in sorted(plan.steps, key=lambda s: s.index):
         images = images_of(step, generated)
+        if step.entry is not None:  # a kind that recorded itself when it ran
+            records.append(ExecutionStep.model_validate(step.entry))
+            continue
         artifact_id = artifact_ids.get(output_keys.get(step.index, ""))
         records.append(_ai_step(step, images, step_outcome(step, images), artifact_id))
     return [r.model_dump(mode="json") for r in records]

@@ -9,7 +9,7 @@ class Artifact(BaseModel):
     artifact_id: str
     tenant_id: str
     job_id: str
-    artifact_type: Literal["image", "step_output"]
+    artifact_type: Literal["image", "step_output", "markdown_final", "html_final", "json_final"]
     artifact_name: str
     s3_key: str
     s3_url: str

@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-StepKind = Literal["text", "image"]
+StepKind = Literal["text", "image", "webhook", "handoff"]
 ImagePath = Literal["images_api", "responses_tool"]
 StepStatus = Literal["ok", "failed", "skipped"]
 ImageOutcome = Literal["generated", "reused", "blocked", "failed"]
@@ -76,7 +76,7 @@ class StepPlan(BaseModel):
     instructions: str = ""
     context: str = ""
     depends_on: list[int] = Field(default_factory=list)  # step indices
-    output_text: str | None = None  # text steps: the model's answer
+    output_text: str | None = None  # text steps: the model's answer; webhook steps: the seed's summary line
     image_model: str | None = None
     image_path: ImagePath | None = None
     image_config: dict[str, Any] | None = None
@@ -92,6 +92,9 @@ class StepPlan(BaseModel):
     rate_limit_wait_s: float = 0.0
     started_at: str = ""
     duration_ms: int = 0
+    # The execution-step entry of a kind that records itself when it runs (webhook); AI steps are recorded
+    # once their images exist.
+    entry: dict[str, Any] | None = None
 
 
 class JobPlan(BaseModel):
@@ -99,6 +102,7 @@ class JobPlan(BaseModel):
     submission_fields: dict[str, Any]  # label -> value, the seed's Form Submission step
     steps: list[StepPlan]
     started_at: str
+    deliverables: list[int] = Field(default_factory=list)  # indices of the steps whose output is the deliverable
 
     def step(self, index: int) -> StepPlan:
         return next(s for s in self.steps if s.index == index)
@@ -132,8 +136,8 @@ class GeneratedImage(BaseModel):
 
 
 class StoredObject(BaseModel):
-    kind: Literal["image", "step_output"]
-    step_index: int
+    kind: Literal["image", "step_output", "markdown_final", "html_final", "json_final"]
+    step_index: int  # the final document's: the last step's
     key: str
     url: str
     s3_url: str

@@ -16,8 +16,8 @@ from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 from dagster_celery.launcher import CeleryRunLauncher
 from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 
-PING_TIMEOUT_S = 2.0
-MISSES_BEFORE_LOST = 2  # one missed ping can be a busy network; two checks apart (poll interval) cannot
+PING_TIMEOUT_S = 5.0  # a loaded machine answers late; the ping waits this long for every reply
+MISSES_BEFORE_LOST = 3  # a missed ping can be a busy machine; three checks a poll interval apart cannot
 LIVE_WORKERS_TTL_S = 5.0  # one broadcast answers the health checks of every run in a monitoring pass
 
 

@@ -1,0 +1,57 @@
+"""The planning phase of a job: every step run by its kind, in dependency order, independent steps in parallel.
+
+Each finished step is written to `execution_steps.json` at once (flow/live_records.py). Webhook steps run here
+like text steps: they get the outputs of the steps they depend on (an image step's output
+holds its planned image URLs), and the steps that depend on them wait for them.
+"""
+
+from imageflow_dagster.flow import context as ctx
+from imageflow_dagster.flow.deliverable import deliverable_indices
+from imageflow_dagster.flow.live_records import LiveExecutionSteps
+from imageflow_dagster.flow.loading import JobInputs
+from imageflow_dagster.flow.ordering import waves
+from imageflow_dagster.flow.parallel import each
+from imageflow_dagster.flow.planning import PlanningTools
+from imageflow_dagster.ids import utc_now_iso
+from imageflow_dagster.models.pipeline import JobIdentity, JobPlan, StepPlan
+from imageflow_dagster.steps.base import StepRun
+from imageflow_dagster.steps.kinds import kind_of
+
+
+def job_identity(inputs: JobInputs) -> JobIdentity:
+    return JobIdentity(
+        job_id=inputs.job.job_id,
+        tenant_id=inputs.job.tenant_id,
+        workflow_id=inputs.job.workflow_id,
+        submission_id=inputs.job.submission_id,
+        workflow_name=inputs.workflow.workflow_name,
+    )
+
+
+def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
+    started_at = utc_now_iso()
+    identity = job_identity(inputs)
+    fields = ctx.labeled_submission(inputs.submission, inputs.form)
+    plans: dict[int, StepPlan] = {}
+    steps = inputs.workflow.steps
+    order = waves(inputs.dependencies, steps)
+
+    live = LiveExecutionSteps(tools.s3, tools.db, identity, fields, started_at, tools.log)
+
+    def run_step(index: int) -> StepPlan:
+        kind = kind_of(steps[index], f"Workflow {identity.workflow_id} step {index + 1}")
+        plan = kind.run(StepRun(inputs, identity, fields, index, plans, tools))
+        live.step_finished(plan)
+        return plan
+
+    for wave in order:
+        for plan in each(run_step, wave, workers=len(wave), name="imageflow-plan"):
+            plans[plan.index] = plan
+    ordered = [plans[i] for wave in order for i in wave]
+    return JobPlan(
+        job=identity,
+        submission_fields=fields,
+        steps=ordered,
+        started_at=started_at,
+        deliverables=deliverable_indices(steps),
+    )
