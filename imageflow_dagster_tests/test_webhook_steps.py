@@ -7,10 +7,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import dagster as dg
 import pytest
 
+from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.models.workflow import WorkflowStep
+from imageflow_dagster.sensors import processing_jobs_sensor
 from imageflow_dagster.steps import ai_generation, handoff, webhook
 from imageflow_dagster.steps.kinds import kind_of
 from imageflow_dagster.steps.outbound import TargetRefused, checked_target
@@ -464,3 +467,16 @@ def test_slack_urls_get_a_readable_text_message():
     assert (prepared.outgoing.method, prepared.outgoing.headers) == ("POST", {"Content-Type": "application/json"})
     text = json.loads(prepared.outgoing.body)["text"]
     assert text == '*Brand kit*: job `job_1` reached step "Tell the team".\n\n*Step 1: Research*\nAcme sells analytics.'
+
+
+def test_a_job_with_a_webhook_step_goes_through_the_sensor(pipeline, db, receiver, allow_receiver):
+    """The sensor claims the job (before, it failed it as a bad record) and its run calls the receiver once."""
+    job = pipeline.submit(notify_workflow(receiver.url()))
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+                                          resources={"dynamodb": db})
+        [request] = processing_jobs_sensor.evaluate_tick(context).run_requests
+    assert request.partition_key == job.job_id
+    assert pipeline.run(job.job_id, run_config=request.run_config, tags=request.tags).success
+    assert pipeline.job(job.job_id)["status"] == "completed"
+    assert [(r.method, r.json()["job_info"]["job_id"]) for r in receiver.requests] == [("POST", job.job_id)]

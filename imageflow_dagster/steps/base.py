@@ -11,6 +11,9 @@ A kind is a module with:
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pydantic import ValidationError
+
+from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.models.pipeline import JobIdentity, StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
 
@@ -50,3 +53,10 @@ class StepRun:
 
 def marker_value(step: WorkflowStep, field: str) -> Any:
     return (step.model_extra or {}).get(field)
+
+
+def invalid_settings(step: WorkflowStep, where: str, kind: str, exc: ValidationError) -> BadRecordError:
+    """The load-time error of a step whose `kind` settings do not parse: the first problem, where it is."""
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    return BadRecordError(f"{where} ({step.step_name}) has invalid {kind} settings: {location}: {error['msg']}")

@@ -11,14 +11,14 @@ import time
 
 from pydantic import ValidationError
 
-from imageflow_dagster.flow.errors import BadRecordError, step_failure_message
+from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.flow.planning import blocked_by, not_run
 from imageflow_dagster.ids import stable_id, utc_now_iso
 from imageflow_dagster.models import ExecutionStep
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.steps.base import StepRun
+from imageflow_dagster.steps.base import StepRun, invalid_settings
 from imageflow_dagster.steps.handoff_payload import HandoffConfig, handoff_config, submission_data
 from imageflow_dagster.submit import put_job_row, put_submission_row
 
@@ -37,10 +37,7 @@ def check(step: WorkflowStep, where: str) -> None:
     try:
         handoff_config(step.model_extra or {})
     except ValidationError as exc:
-        error = exc.errors()[0]
-        location = ".".join(str(part) for part in error["loc"])
-        detail = f"{location}: {error['msg']}"
-        raise BadRecordError(f"{where} ({step.step_name}) has invalid handoff settings: {detail}") from exc
+        raise invalid_settings(step, where, "handoff", exc) from exc
 
 
 def run(step_run: StepRun) -> StepPlan:

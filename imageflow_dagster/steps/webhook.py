@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
-from imageflow_dagster.flow.errors import BadRecordError, step_failure_message
+from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.flow.ordering import execution_order
 from imageflow_dagster.flow.planning import blocked_by, not_run, planned_output
 from imageflow_dagster.flow.records import output_artifact_id
@@ -16,7 +16,7 @@ from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models import ExecutionStep
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
-from imageflow_dagster.steps.base import StepRun
+from imageflow_dagster.steps.base import StepRun, invalid_settings
 from imageflow_dagster.steps.redaction import SLACK_HOST, redacted_headers, redacted_url
 from imageflow_dagster.steps.webhook_body import (
     StepOutput,
@@ -44,10 +44,7 @@ def check(step: WorkflowStep, where: str) -> None:
     try:
         webhook_config(step)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        location = ".".join(str(part) for part in error["loc"])
-        detail = f"{location}: {error['msg']}"
-        raise BadRecordError(f"{where} ({step.step_name}) has invalid webhook settings: {detail}") from exc
+        raise invalid_settings(step, where, "webhook", exc) from exc
 
 
 def webhook_config(step: WorkflowStep) -> WebhookConfig:
