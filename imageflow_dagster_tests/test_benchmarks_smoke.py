@@ -13,10 +13,10 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_benchmark_smoke_run_writes_a_report(tmp_path):
     report = tmp_path / "BENCHMARKS.md"
     subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--smoke", "--cases", "0,1,2,5,6", "--out", str(report)],
+        [sys.executable, "-m", "benchmarks", "--smoke", "--cases", "1,5,6", "--out", str(report)],
         cwd=ROOT, check=True, capture_output=True, timeout=300,
     )
     text = report.read_text()
-    for case in ("0. Dagster floor", "1. one image step", "2. text + 3 chained", "5. OpenAI calls on rerun", "6. sensor tick"):
+    for case in ("1. one image step", "5. OpenAI calls on rerun", "6. sensor tick"):
         assert case in text
     assert "| 5. OpenAI calls on rerun (images + responses) | 0 | 0 |" in text

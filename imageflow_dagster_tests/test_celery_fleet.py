@@ -28,8 +28,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(420)]
 JOBS = 12
 IMAGES_PER_JOB = 2
 BIN = Path(sys.executable).parent
-# The only change to the shipped file: monitoring polls every 5 s instead of 30 s, to keep the test short.
-POLL = ("poll_interval_seconds: 30", "poll_interval_seconds: 5")
+# The only change to the shipped file: monitoring polls every 3 s instead of 30 s, to keep the test short.
+POLL = ("poll_interval_seconds: 30", "poll_interval_seconds: 3")
 
 
 @pytest.fixture
@@ -80,7 +80,7 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
 
 def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, settings, s3_client, openai_server):
     env, spawn, home = fleet
-    openai_server.configure(image_latency_s=3.0)  # runs stay in flight long enough to be hit
+    openai_server.configure(image_latency_s=2.0)  # runs stay in flight long enough to be hit
     jobs = [
         submit_job(db, workflow=single_image_workflow(f"Create {IMAGES_PER_JOB} images for client {i}."),
                    answers={"name": "Ada"})

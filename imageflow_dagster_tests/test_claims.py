@@ -79,7 +79,7 @@ def test_replay_answers_false_asks_the_model_again(pipeline, openai_server, s3_c
     # The text step and the planner were asked again, with the same input; the same plan found its stored image.
     assert sorted(r["input"] for r in openai_server.requests("responses")) == first_inputs
     assert openai_server.stats()["images"] == 0
-    research, images = _steps(s3_client, settings, job)[1:]
+    research, images = _steps(s3_client, settings, job)[1:3]  # then the final_output entry
     assert research["usage_info"]["replayed"] is False and images["usage_info"]["replayed"] is False
     services = sorted(u["service_type"] for u in pipeline.usage(job.job_id))
     assert services.count("openai_worker_report") == 2 and services.count("openai_worker_image_generation") == 2
@@ -122,7 +122,7 @@ def test_cloudfront_domain_makes_the_public_urls(pipeline, resources, s3_client,
     assert sorted(step["image_urls"]) == [f"https://{domain}/{key}" for key in keys]
     assert sorted(i["url"] for i in step["images"]) == sorted(step["image_urls"])
     artifacts = pipeline.artifacts(job.job_id)
-    assert sorted(a["artifact_type"] for a in artifacts) == ["image", "image", "step_output"]
+    assert sorted(a["artifact_type"] for a in artifacts) == ["image", "image", "json_final", "step_output"]
     for artifact in artifacts:
         assert artifact["public_url"] == f"https://{domain}/{artifact['s3_key']}"
         assert artifact["s3_url"] == f"s3://{settings.bucket}/{artifact['s3_key']}"

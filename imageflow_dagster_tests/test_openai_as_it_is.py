@@ -40,7 +40,7 @@ def test_models_answering_404_complete_on_their_successors(pipeline, openai_serv
     assert result.success
     assert pipeline.job(job.job_id)["status"] == "completed"
 
-    research, images = _steps(s3_client, settings, job)[1:]
+    research, images = _steps(s3_client, settings, job)[1:3]  # then the final_output entry
     assert (research["model"], research["requested_model"]) == ("gpt-6.1-sol", "gpt-5")
     assert (images["image_model"], images["requested_image_model"]) == ("gpt-image-2.6-sunburst", "gpt-image-1.5")
     assert images["usage_info"]["image_model"] == "gpt-image-2.6-sunburst"

@@ -14,7 +14,7 @@ from imageflow_dagster.flow.generation import GenerationTools, generate_images
 from imageflow_dagster.flow.job_store import put_usage
 from imageflow_dagster.flow.records import IMAGES_SERVICE, image_usage, images_of, step_outcome, unique_replacements
 from imageflow_dagster.flow.records import usage_record
-from imageflow_dagster.models.pipeline import GeneratedImage, JobPlan
+from imageflow_dagster.models.pipeline import GeneratedImage, JobPlan, StepPlan
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
 # Bounds the jobs rendering images at once across all runs: `dagster instance concurrency set openai_images N`.
@@ -35,7 +35,18 @@ def images_phase(plan: JobPlan, tools: GenerationTools, db: DynamoDBResource, ru
         usage = image_usage(step, images_of(step, images))
         if usage:
             put_usage(db, usage_record(plan.job, run_id, step, IMAGES_SERVICE, usage))
+        _say_if_failed(step, images, tools)
     return images
+
+
+def _say_if_failed(step: StepPlan, images: list[GeneratedImage], tools: GenerationTools) -> None:
+    """An image step that planned fine but whose images fail it under the job's rules shows `error` live, as a
+    step that failed while planning does (steps/runner.py)."""
+    if step.status != "ok" or step.kind != "image":
+        return
+    outcome = step_outcome(step, images_of(step, images))
+    if not outcome.success:
+        tools.progress.failed(step.number, outcome.error or "step failed")
 
 
 def images_materialization(plan: JobPlan, images: list[GeneratedImage]) -> dg.MaterializeResult | None:

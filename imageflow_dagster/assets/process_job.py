@@ -18,7 +18,7 @@ from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_inputs, pla
 from imageflow_dagster.assets.storage import S3_OBJECTS, STORED_CHECK_SPEC, objects_materialization, store_objects
 from imageflow_dagster.flow.generation import GenerationTools
 from imageflow_dagster.flow.job_store import job_cost_usd
-from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster.flow.live_artifacts import LiveArtifacts
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
@@ -46,12 +46,16 @@ def process_job(
     run_id = context.run.run_id
     with failing_job_on_error(context, dynamodb):
         inputs = claimed_inputs(context, config, dynamodb, s3)
-        plan = plan_phase(inputs, planning_tools(context, config, inputs, openai, s3, dynamodb), dynamodb, run_id)
+        planning = planning_tools(context, config, inputs, openai, s3, dynamodb)
+        plan = plan_phase(inputs, planning, dynamodb, run_id)
         yield from planning_materializations(plan)
-        progress = LiveProgress(dynamodb, plan.job.job_id, context.log)
-        images = images_phase(plan, GenerationTools(openai=openai, s3=s3, progress=progress, log=context.log), dynamodb, run_id)
+        progress = planning.progress  # one writer of live_step for the whole run: it knows a step failed
+        live_rows = LiveArtifacts(dynamodb, plan.job, context.log)
+        tools = GenerationTools(openai=openai, s3=s3, progress=progress, log=context.log, artifacts=live_rows)
+        images = images_phase(plan, tools, dynamodb, run_id)
         if rendered := images_materialization(plan, images):
             yield rendered
+        progress.recording(plan.steps[-1].number)  # step outputs, final document, rows, then the status
         objects = store_objects(s3, plan, images)
         yield objects_materialization(plan, images, objects, sum(1 for s in plan.steps if s.kind == "text"))
         rows = write_artifacts(dynamodb, plan.job, objects)

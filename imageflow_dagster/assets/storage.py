@@ -6,6 +6,7 @@ from imageflow_dagster.assets.common import job_asset, job_check
 from imageflow_dagster.assets.lineage import lineage_table, thumbnails_markdown
 from imageflow_dagster.flow.deliverable import FINAL_TYPES, FinalDocument, final_document
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
+from imageflow_dagster.flow.live_artifacts import image_object
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import artifact_for, images_of, step_output_document
 from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobPlan, StepPlan, StoredObject
@@ -53,17 +54,8 @@ def objects_materialization(
 def _verified_image(s3: ImageflowS3Resource, image: GeneratedImage, plan: JobPlan) -> StoredObject:
     head = s3.head(image.request.key) or {}
     step = plan.step(image.request.step_index)
-    return StoredObject(
-        kind="image",
-        step_index=image.request.step_index,
-        key=image.request.key,
-        url=image.request.url,
-        s3_url=s3.s3_url(image.request.key),
-        content_type=head.get("ContentType", "missing"),
-        size_bytes=int(head.get("ContentLength", 0)),
-        name=image.request.key.rsplit("/", 1)[-1],
-        label=f"{step.name}: {image.request.label}",
-    )
+    content_type, size = head.get("ContentType", "missing"), int(head.get("ContentLength", 0))
+    return image_object(s3, image.request, step.name, content_type, size)
 
 
 def _store_step_output(

@@ -12,6 +12,7 @@ import openai
 
 from imageflow_dagster.flow.image_params import ImageConfigError
 from imageflow_dagster.flow.image_data import CONTENT_TYPES, InvalidImageData, decode_base64, read_image
+from imageflow_dagster.flow.live_artifacts import LiveArtifacts, image_object
 from imageflow_dagster.flow.parallel import each
 from imageflow_dagster.lifecycle import ModelRetired
 from imageflow_dagster.flow.progress import LiveProgress
@@ -35,6 +36,7 @@ class GenerationTools:
     s3: ImageflowS3Resource
     progress: LiveProgress
     log: logging.Logger
+    artifacts: LiveArtifacts | None = None  # writes each image's artifact row as its bytes land
 
 
 class _Blocked(Exception):
@@ -85,6 +87,9 @@ def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: s
         return _failure(request, "failed", str(exc), type(exc).__name__, started, tools, where)
     # False: another writer stored this key first, so the thumbnail must come from their bytes, not ours.
     ours = tools.s3.put_once(request.key, image.data, CONTENT_TYPES[image.format])
+    if ours and tools.artifacts:  # another writer's bytes get their row from HEAD at the final recording
+        stored = image_object(tools.s3, request, step_name, image.content_type, len(image.data))
+        tools.artifacts.image_stored(stored)
     tools.log.info(f"{MARK_CONVERTED} {where} url={request.url}")
     tools.progress.say(number, f"Generated image {request.index}/{total}: {request.label}", "generating")
     return GeneratedImage(

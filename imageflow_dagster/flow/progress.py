@@ -1,4 +1,8 @@
-"""The job's `live_step`, as the seed's UI shows it while a job runs."""
+"""The job's `live_step`, as the seed's UI shows it while a job runs.
+
+Statuses are the seed's: `planning`, `generating`, `streaming`, then `final` while the run records the job, or
+`error` (with the failure in `error`) when a step fails. The job's final status write removes `live_step`.
+"""
 
 import logging
 import threading
@@ -22,10 +26,11 @@ class LiveProgress:
         self._log = log
         self._history: dict[int, list[str]] = {}
         self._said = 0
+        self._failed = False
         self._state_lock = threading.Lock()
         self._write_lock = threading.Lock()
 
-    def say(self, step_number: int, line: str, status: str) -> None:
+    def say(self, step_number: int, line: str, status: str, error: str | None = None) -> None:
         with self._state_lock:
             lines = self._history.setdefault(step_number, [])
             lines.append(line)
@@ -36,7 +41,10 @@ class LiveProgress:
                 "output_text": "\n".join(lines),
                 "status": status,
                 "updated_at": utc_now_iso(),
+                "truncated": False,  # the whole history is written; the seed's UI reads the flag
             }
+            if error is not None:
+                live_step["error"] = error
         with self._write_lock:
             if version < self._said:
                 return  # a newer line is waiting to be written, with this one in its history
@@ -44,3 +52,14 @@ class LiveProgress:
                 update_job(self._db, self._job_id, {"live_step": live_step})
             except Exception as exc:  # progress must never fail the job
                 self._log.warning(f"could not update live_step of {self._job_id}: {exc}")
+
+    def failed(self, step_number: int, error: str) -> None:
+        """A failed step, as the seed shows it: status `error`, the failure text in `error`."""
+        self._failed = True
+        self.say(step_number, f"Failed: {error}", "error", error=error)
+
+    def recording(self, step_number: int) -> None:
+        """The run is writing the step outputs, artifact rows and final document: the seed's `final`. Not after
+        a failure: the job is failing, and its `error` stays what the page shows until the status says so."""
+        if not self._failed:
+            self.say(step_number, "Recording results...", "final")

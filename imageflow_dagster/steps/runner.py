@@ -41,6 +41,8 @@ def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
     def run_step(index: int) -> StepPlan:
         kind = kind_of(steps[index], f"Workflow {identity.workflow_id} step {index + 1}")
         plan = kind.run(StepRun(inputs, identity, fields, index, plans, tools))
+        if plan.status == "failed":  # a skipped step only follows a failure already shown
+            tools.progress.failed(plan.number, plan.error or "step failed")
         live.step_finished(plan)
         return plan
 
