@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import ValidationError
 
 from imageflow_dagster.flow.errors import BadRecordError
+from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models.pipeline import JobIdentity, StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
 
@@ -49,6 +50,18 @@ class StepRun:
     @property
     def deps(self) -> list[int]:
         return self.inputs.dependencies[self.index]
+
+    def new_plan(self, kind: str) -> StepPlan:
+        """The plan of a step that calls no model (webhook, handoff), before it runs."""
+        return StepPlan(
+            index=self.index,
+            number=self.index + 1,
+            name=self.step.step_name,
+            kind=kind,
+            model="",
+            depends_on=self.deps,
+            started_at=utc_now_iso(),
+        )
 
 
 def marker_value(step: WorkflowStep, field: str) -> Any:

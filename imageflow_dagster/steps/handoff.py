@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.flow.planning import blocked_by, not_run
-from imageflow_dagster.ids import stable_id, utc_now_iso
+from imageflow_dagster.ids import stable_id
 from imageflow_dagster.models import ExecutionStep
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
@@ -43,15 +43,7 @@ def check(step: WorkflowStep, where: str) -> None:
 def run(step_run: StepRun) -> StepPlan:
     started = time.monotonic()
     config = handoff_config(step_run.step.model_extra or {})
-    plan = StepPlan(
-        index=step_run.index,
-        number=step_run.index + 1,
-        name=step_run.step.step_name,
-        kind="handoff",
-        model="",
-        depends_on=step_run.deps,
-        started_at=utc_now_iso(),
-    )
+    plan = step_run.new_plan("handoff")
     blocked = blocked_by(step_run.deps, step_run.done)
     if blocked:
         not_run(plan, blocked)

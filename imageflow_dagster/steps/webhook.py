@@ -12,7 +12,6 @@ from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.flow.ordering import execution_order
 from imageflow_dagster.flow.planning import blocked_by, not_run, planned_output
 from imageflow_dagster.flow.records import output_artifact_id
-from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models import ExecutionStep
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
@@ -54,15 +53,7 @@ def webhook_config(step: WorkflowStep) -> WebhookConfig:
 def run(step_run: StepRun) -> StepPlan:
     started = time.monotonic()
     config = webhook_config(step_run.step)
-    plan = StepPlan(
-        index=step_run.index,
-        number=step_run.index + 1,
-        name=step_run.step.step_name,
-        kind="webhook",
-        model="",
-        depends_on=step_run.deps,
-        started_at=utc_now_iso(),
-    )
+    plan = step_run.new_plan("webhook")
     shown_url = redacted_url(target_url(config))
     blocked = blocked_by(step_run.deps, step_run.done)
     if blocked:
