@@ -5,6 +5,7 @@ import dagster as dg
 from imageflow_dagster.assets.common import job_asset
 from imageflow_dagster.assets.lineage import artifacts_listing
 from imageflow_dagster.flow.job_store import put_artifact
+from imageflow_dagster.flow.live_artifacts import LiveArtifacts
 from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
 from imageflow_dagster.flow.records import artifact_for
 from imageflow_dagster.models import Artifact
@@ -21,9 +22,13 @@ ARTIFACTS = job_asset(
 )
 
 
-def write_artifacts(db: DynamoDBResource, job: JobIdentity, objects: list[StoredObject]) -> list[Artifact]:
+def write_artifacts(
+    db: DynamoDBResource, job: JobIdentity, objects: list[StoredObject], live: LiveArtifacts | None = None
+) -> list[Artifact]:
+    """Every object's row; rows the images wrote as they landed (`live`) with this very content are not rewritten."""
     rows = [artifact_for(job, obj) for obj in objects]
-    each(lambda row: put_artifact(db, row), rows, workers=BOOKKEEPING_WORKERS)
+    pending = [row for row in rows if not (live and live.already_written(row))]
+    each(lambda row: put_artifact(db, row), pending, workers=BOOKKEEPING_WORKERS)
     return rows
 
 

@@ -58,7 +58,7 @@ def process_job(
         progress.recording(plan.steps[-1].number)  # step outputs, final document, rows, then the status
         objects = store_objects(s3, plan, images)
         yield objects_materialization(plan, images, objects, sum(1 for s in plan.steps if s.kind == "text"))
-        rows = write_artifacts(dynamodb, plan.job, objects)
+        rows = write_artifacts(dynamodb, plan.job, objects, live_rows)
         yield artifacts_materialization(rows, dynamodb.artifacts_table)
         outcome = finish_job(s3, dynamodb, plan, images, objects, rows, claim_id_of(context))
         cost = job_cost_usd(dynamodb, plan.job.job_id)

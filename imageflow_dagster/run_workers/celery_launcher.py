@@ -31,6 +31,7 @@ class ImageflowCeleryRunLauncher(CeleryRunLauncher):
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)
         if result.status != WorkerStatus.RUNNING:
+            self._misses.pop(run.run_id, None)  # ended (or not started): its count of misses means nothing now
             return result
         task = self.celery.AsyncResult(run.tags[DAGSTER_CELERY_TASK_ID_TAG])
         worker = (task.info or {}).get("hostname") if isinstance(task.info, dict) else None
