@@ -38,15 +38,15 @@ WORKFLOW = {
 }
 
 
-LAUNCHER_NAMES = {"warm": "WarmRunLauncher", "default": "default launcher", "celery": "Celery workers"}
+LAUNCHER_NAMES = {"default": "default launcher", "celery": "Celery workers"}
 
 
 def run(smoke: bool) -> list[Measurement]:
-    """The three launchers side by side in one run, same batch sizes: Celery run workers (`imageflow worker`, the
-    production launcher), WarmRunLauncher (forks from one warm process) and Dagster's default launcher."""
+    """Both launchers side by side in one run, same batch sizes: Celery run workers (`imageflow worker`, the
+    production launcher) and Dagster's default launcher (the embedded stack's)."""
     jobs, samples = (4, 1) if smoke else (30, 3)
     results = []
-    for launcher in ("celery", "warm", "default"):
+    for launcher in ("celery", "default"):
         batches = _measure(jobs, samples, launcher)
         results += _report(jobs, batches, LAUNCHER_NAMES[launcher], met=launcher == "celery")
     return results

@@ -1,8 +1,8 @@
 """One boto3 session per process for clients on the default credential chain.
 
 A new session reads and parses botocore's service models again: measured here, 169 ms for an S3 and a DynamoDB
-client from a fresh session, 12 ms for two more from the same one. `warm()` parses them in the warm run worker
-before it forks (imageflow_dagster/launcher.py), so every run starts with them loaded. Kept apart from the
+client from a fresh session, 12 ms for two more from the same one. `warm()` parses them in the Celery run worker
+before its pool forks (run_workers/celery_worker.py), so every run starts with them loaded. Kept apart from the
 resources so that preloading it freezes nothing else.
 """
 

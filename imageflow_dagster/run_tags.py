@@ -6,7 +6,6 @@ TENANT_TAG = "imageflow/tenant_id"
 WORKFLOW_TAG = "imageflow/workflow_id"
 WORKFLOW_NAME_TAG = "imageflow/workflow_name"
 CLAIM_TAG = "imageflow.internal/claim_id"
-WORKER_TAG = "imageflow.internal/run_worker"  # "pid starttime" of the run's process
 _MAX_TAG_VALUE = 255  # Dagster refuses longer tag values
 
 

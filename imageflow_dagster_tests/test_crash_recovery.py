@@ -117,8 +117,8 @@ def test_daemon_killed_three_times_loses_nothing(local_stack, monkeypatch):
         image_rows += images
     assert sorted(image_objects) == sorted(r["s3_key"] for r in image_rows)
 
-    # Stopping the stack leaves no process of it: not the daemons (killed ones included), their code servers,
-    # warm workers and runs, nor the moto and OpenAI servers.
+    # Stopping the stack leaves no process of it: not the daemons (killed ones included), their code servers
+    # and runs, nor the moto and OpenAI servers.
     instance.dispose()
     sessions = set(stack.pids)
     stack.stop()

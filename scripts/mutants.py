@@ -121,6 +121,13 @@ MUTANTS = [
         "        if True:",
         (TESTS + "test_celery_fleet.py",),
     ),
+    Mutant(
+        "a canceled Celery run is revoked without being marked canceling",
+        "imageflow_dagster/run_workers/celery_launcher.py",
+        "        self._instance.report_run_canceling(run)\n",
+        "",
+        (TESTS + "test_run_process_lost.py",),
+    ),
 ]
 
 

@@ -43,29 +43,9 @@ sensors:
 telemetry:
   enabled: false
 {run_launcher}"""
-# Runs forked from a warm worker that loaded these once (imageflow_dagster/launcher.py): third-party modules each
-# run imports, and botocore's parsed service models; imageflow's own code is imported fresh by every run.
-PRELOAD_MODULES = [
-    "dagster_aws.s3",
-    "openai",
-    "openai.resources.responses",
-    "openai.resources.images",
-    "httpcore2",
-    "PIL.Image",
-    "PIL.PngImagePlugin",
-    "PIL.JpegImagePlugin",
-    "PIL.WebPImagePlugin",
-    "imageflow_dagster.aws_session:warm",
-]
-WARM_RUN_LAUNCHER = f"""\
-run_launcher:
-  module: imageflow_dagster.launcher
-  class: WarmRunLauncher
-  config:
-    preload_modules: {json.dumps(PRELOAD_MODULES)}
-"""
-# Runs as Celery tasks on `imageflow worker` processes (deploy/dagster.yaml's launcher), for the benchmarks:
-# whoever starts the stack also starts a Redis and the workers.
+# The embedded default is Dagster's own launcher (no `run_launcher` key): each run in a process the code server
+# starts, no broker or worker to run. "celery" runs them as Celery tasks on `imageflow worker` processes
+# (deploy/dagster.yaml's launcher): whoever asks for it also starts the broker and the workers.
 CELERY_RUN_LAUNCHER = """\
 run_launcher:
   module: imageflow_dagster.run_workers.celery_launcher
@@ -74,7 +54,7 @@ run_launcher:
     broker: {env: IMAGEFLOW_CELERY_BROKER_URL}
     backend: {env: IMAGEFLOW_CELERY_BACKEND_URL}
 """
-RUN_LAUNCHERS = {"warm": WARM_RUN_LAUNCHER, "default": "", "celery": CELERY_RUN_LAUNCHER}
+RUN_LAUNCHERS = {"default": "", "celery": CELERY_RUN_LAUNCHER}
 
 
 class LocalStack:
@@ -92,7 +72,7 @@ class LocalStack:
         max_concurrent_runs: int = 4,
         pool_limit: int = 4,
         persist: bool = True,
-        launcher: str = "warm",
+        launcher: str = "default",
     ):
         self.home = Path(home or os.getenv("IMAGEFLOW_HOME") or ".imageflow").resolve()
         self._fixed_ports = fixed_ports

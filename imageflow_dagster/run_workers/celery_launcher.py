@@ -7,6 +7,10 @@ wait forever on a run that nobody executes. Here a `STARTED` run's worker is ask
 `MISSES_BEFORE_LOST` checks in a row is lost, the run is reported failed, and Dagster's run retries start it
 again on another worker under the job's same claim. A dead *child* is already handled by Celery itself: its
 parent records `WorkerLostError` as the task's failure.
+
+A cancel (the UI's Terminate) marks the run `CANCELING` before the task is revoked, as Dagster's own launchers do:
+the run's process then ends `CANCELED` on the signal, and the job fails as canceled. dagster-celery only revokes,
+so the interrupted run ended `FAILURE`, as if its code had failed.
 """
 
 import threading
@@ -27,6 +31,13 @@ class ImageflowCeleryRunLauncher(CeleryRunLauncher):
         self._lock = threading.Lock()
         self._live: tuple[float, frozenset[str]] = (0.0, frozenset())
         self._misses: dict[str, int] = {}
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        self._instance.report_run_canceling(run)
+        return super().terminate(run_id)
 
     def check_run_worker_health(self, run) -> CheckRunHealthResult:
         result = super().check_run_worker_health(run)
