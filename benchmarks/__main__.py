@@ -16,7 +16,7 @@ SMOKE = {"runs": 1, "images": 2, "latency": 0.05, "planner": 0.02, "per_step": 1
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     sizes = SMOKE if args.smoke else FULL
-    wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6", "7"}
+    wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6", "7", "8"}
     results: list[Measurement] = []
     with local_stack() as stack:
         if "1" in wanted or "0" in wanted:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _out_of_process_cases(wanted: set[str], smoke: bool) -> list:
-    """Cases that need their own processes (memory) or the daemon (throughput, sensor)."""
+    """Cases that need their own processes (memory) or the daemon (throughput, sensor, coordinator)."""
     selected = []
     try:
         from benchmarks import memory
@@ -62,6 +62,10 @@ def _out_of_process_cases(wanted: set[str], smoke: bool) -> list:
         from benchmarks import burst
 
         selected.append(lambda: burst.run(smoke))
+    if "8" in wanted:
+        from benchmarks import coordinator
+
+        selected.append(lambda: coordinator.run(smoke))
     return selected
 
 

@@ -1,0 +1,213 @@
+"""Case 8: the coordinator's ceiling. How many runs per minute one `dagster-daemon` on the production instance
+(deploy/dagster.yaml: Postgres storage, the Celery run launcher, compute logs in S3) can launch, and so how many
+run workers one daemon can feed.
+
+No Celery worker runs: every launched run's task just waits in Redis. What is measured is the daemon's own work
+per run, the sensor submitting it and the queued run coordinator dequeuing and launching it (Postgres writes plus
+one `execute_job` task sent to the broker), with do-nothing runs so that nothing else competes for the machine.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import dagster as dg
+import redis
+from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
+
+from benchmarks.harness import Measurement
+from benchmarks.throughput import ROOT, _cpu_of
+from imageflow_dagster.local.services import running_postgres, running_redis
+from imageflow_dagster.local.stack import stop_processes
+
+DEPLOY_YAML = ROOT / "deploy" / "dagster.yaml"
+BUCKET = "imageflow-bench-coordinator"
+BATCH_TAG = "bench/batch"  # benchmarks/noop_defs.py tags every run of a batch with it
+CELERY_QUEUE = "dagster"  # the broker list dagster-celery's launcher sends `execute_job` tasks to
+# The job a real run holds a worker slot for (README/BENCHMARKS: ~60 s per image job) and an `imageflow worker`'s
+# concurrency: together, how many runs per minute one worker completes.
+RUN_SLOT_S = 60
+WORKER_CONCURRENCY = 16
+# Launched runs stay STARTING (no worker takes them), and run monitoring fails a run still STARTING after
+# deploy/dagster.yaml's start_timeout_seconds (300). A sample must finish well before that, or the daemon starts
+# failing (and retrying) runs mid-measurement; each sample's runs are cancelled once it is measured.
+SAMPLE_TIMEOUT_S = 200
+SUBMITTED = [s for s in dg.DagsterRunStatus if s != dg.DagsterRunStatus.NOT_STARTED]  # QUEUED or later
+
+
+@dataclass
+class Daemon:
+    instance: dg.DagsterInstance
+    noop_file: Path
+    broker: redis.Redis
+    log: Path
+
+
+@dataclass
+class Sample:
+    first_queued_s: float  # from the batch being requested
+    submitted_s: float  # all runs of the batch exist (the sensor submitted them)
+    launched_s: float  # all runs handed to Celery (task id tagged, task on the broker)
+    cpu_s: float  # the whole machine's, during the batch
+
+
+def run(smoke: bool) -> list[Measurement]:
+    runs, samples = (10, 1) if smoke else (300, 3)
+    with _production_daemon() as daemon:
+        _batch(daemon, 5)  # warm-up: code server loaded, first sensor tick and first launches done
+        measured = [_batch(daemon, runs) for _ in range(samples)]
+    return _report(runs, measured)
+
+
+@contextmanager
+def _production_daemon() -> Iterator[Daemon]:
+    """`dagster-daemon run` on deploy/dagster.yaml against a fresh Postgres, Redis and (moto) S3 bucket."""
+    with tempfile.TemporaryDirectory() as tmp, running_postgres() as postgres_url, running_redis() as redis_url, \
+            _moto_s3() as aws_env:
+        home = Path(tmp)
+        env = {
+            **aws_env,
+            "DAGSTER_HOME": str(_dagster_home(home)),
+            # psycopg2 named: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3 (see deploy/dagster.yaml).
+            "DAGSTER_POSTGRES_URL": postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+            "IMAGEFLOW_CELERY_BROKER_URL": redis_url,  # db 0
+            "IMAGEFLOW_CELERY_BACKEND_URL": redis_url.rsplit("/", 1)[0] + "/1",
+            "ARTIFACTS_BUCKET": BUCKET,
+            "IMAGEFLOW_BENCH_NOOP_FILE": str(home / "noop.json"),
+        }
+        with mock.patch.dict(os.environ, env), _daemon_process(home) as log:
+            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+                yield Daemon(instance, home / "noop.json", redis.Redis.from_url(redis_url), log)
+
+
+def _dagster_home(home: Path) -> Path:
+    """deploy/dagster.yaml with one change: a run limit above any batch. The ceiling measured is the
+    coordinator's, not max_concurrent_runs' (8 in production, sized to the workers there are)."""
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir()
+    shipped = DEPLOY_YAML.read_text()
+    assert shipped.count("max_concurrent_runs: 8\n") == 1, "deploy/dagster.yaml's run limit changed; update case 8"
+    (dagster_home / "dagster.yaml").write_text(shipped.replace("max_concurrent_runs: 8\n", "max_concurrent_runs: 100000\n"))
+    return dagster_home
+
+
+@contextmanager
+def _moto_s3() -> Iterator[dict[str, str]]:
+    """The compute log manager's bucket, in an in-process moto server; yields the AWS env pointing at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
+               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
+        with mock.patch.dict(os.environ, env):
+            boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield env
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _daemon_process(home: Path) -> Iterator[Path]:
+    """`dagster-daemon run` on a workspace of benchmarks/noop_defs.py only, in its own session so that stopping
+    its process group also stops the code server it starts."""
+    workspace = home / "workspace.yaml"
+    workspace.write_text(
+        f"load_from:\n  - python_file:\n      relative_path: {ROOT / 'benchmarks' / 'noop_defs.py'}\n"
+        f"      working_directory: {ROOT}\n"
+    )
+    log = home / "daemon.log"
+    with open(log, "w") as log_file:
+        daemon = subprocess.Popen([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)],
+                                  cwd=home, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        yield log
+    finally:
+        stop_processes([daemon])
+
+
+def _batch(daemon: Daemon, runs: int) -> Sample:
+    """Requests `runs` do-nothing runs from the sensor and times them until all are handed to Celery."""
+    batch = uuid.uuid4().hex[:8]
+    in_broker_before = daemon.broker.llen(CELERY_QUEUE)
+    timings = {}
+
+    def submit_and_launch() -> None:
+        started = time.perf_counter()
+        daemon.noop_file.write_text(json.dumps({"batch": batch, "runs": runs}))
+        count = lambda statuses: daemon.instance.get_runs_count(dg.RunsFilter(tags={BATCH_TAG: batch}, statuses=statuses))  # noqa: E731
+        timings["first_queued"] = _seconds_until(lambda: count(SUBMITTED) > 0, started, daemon)
+        timings["submitted"] = _seconds_until(lambda: count(SUBMITTED) == runs, started, daemon)
+        timings["launched"] = _seconds_until(lambda: _handed_to_celery(daemon.instance, batch) == runs, started, daemon)
+
+    _, cpu, _ = _cpu_of(submit_and_launch)
+    in_broker = daemon.broker.llen(CELERY_QUEUE) - in_broker_before
+    if in_broker != runs:
+        raise RuntimeError(f"{runs} runs launched but {in_broker} tasks reached the broker's `{CELERY_QUEUE}` queue")
+    _cancel(daemon.instance, batch)
+    return Sample(timings["first_queued"], timings["submitted"], timings["launched"], cpu)
+
+
+def _handed_to_celery(instance: dg.DagsterInstance, batch: str) -> int:
+    """Runs of the batch the launcher has sent: STARTING (set just before the launch) and tagged with their
+    Celery task id (set just after the broker took the task). A cheap count first, the runs only once it is full."""
+    starting = dg.RunsFilter(tags={BATCH_TAG: batch}, statuses=[dg.DagsterRunStatus.STARTING])
+    if instance.get_runs_count(starting) == 0:
+        return 0
+    return sum(DAGSTER_CELERY_TASK_ID_TAG in run.tags for run in instance.get_runs(starting))
+
+
+def _seconds_until(condition: Callable[[], bool], started: float, daemon: Daemon) -> float:
+    """Seconds from `started` until `condition` holds, polled every 0.1 s (the resolution of the timings)."""
+    while not condition():
+        if time.perf_counter() - started > SAMPLE_TIMEOUT_S:
+            raise TimeoutError(f"batch not launched within {SAMPLE_TIMEOUT_S} s; daemon log:\n{_tail(daemon.log)}")
+        time.sleep(0.1)
+    return time.perf_counter() - started
+
+
+def _cancel(instance: dg.DagsterInstance, batch: str) -> None:
+    """Ends a measured batch's runs, as workers would have: the next sample's coordinator then sees only its own
+    runs in progress, and run monitoring never reaches their start timeout. Cancelled, not failed: run retries
+    would launch failed ones again."""
+    for run in instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch})):
+        instance.report_run_canceled(run)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _report(runs: int, samples: list[Sample]) -> list[Measurement]:
+    per_minute = lambda seconds: runs / seconds * 60  # noqa: E731
+    launched = [per_minute(s.launched_s) for s in samples]
+    one_worker = WORKER_CONCURRENCY * 60 / RUN_SLOT_S
+    return [
+        Measurement(f"8. coordinator ceiling: {runs} do-nothing runs launched by one daemon (Postgres, Celery launcher)",
+                    "-", launched, unit="runs/min",
+                    extra={"note": "from the sensor's batch request to every run's task on the broker (no worker "
+                                   "takes them); includes the sensor tick and up to one 5 s dequeue interval"}),
+        Measurement(f"8. sensor submission: {runs} runs queued by one tick", "-",
+                    [per_minute(s.submitted_s) for s in samples], unit="runs/min"),
+        Measurement("8. seconds from the batch request to its first run queued", "-",
+                    [s.first_queued_s for s in samples]),
+        Measurement("8. machine CPU per launched run (daemon, code server, Postgres, Redis)", "-",
+                    [s.cpu_s / runs for s in samples], unit="CPU-s"),
+        Measurement(f"8. workers one daemon can feed (concurrency {WORKER_CONCURRENCY}, {RUN_SLOT_S} s per run)", "-",
+                    [rate / one_worker for rate in launched], unit="workers",
+                    extra={"note": f"launched runs/min / {one_worker:g} runs/min per worker; assumes each run holds "
+                                   f"one of a worker's {WORKER_CONCURRENCY} slots for {RUN_SLOT_S} s (a real image "
+                                   "job) and that runs arrive steadily rather than in one burst"}),
+    ]
