@@ -3,8 +3,11 @@
 run workers one daemon can feed.
 
 No Celery worker runs: every launched run's task just waits in Redis. What is measured is the daemon's own work
-per run, the sensor submitting it and the queued run coordinator dequeuing and launching it (Postgres writes plus
-one `execute_job` task sent to the broker), with do-nothing runs so that nothing else competes for the machine.
+per run, with do-nothing runs so that nothing else competes for the machine, in two phases timed apart: the
+sensor submitting a batch (runs created and queued), then the queued run coordinator dequeuing and launching it
+(Postgres reads and writes plus one `execute_job` task sent to the broker). The batch waits in the queue behind a
+pool with no slots until the sensor is done, so the coordinator is timed launching a full queue, not keeping pace
+with the sensor (which is slower: timed together, case 8 would only measure the sensor again).
 """
 
 import json
@@ -38,10 +41,13 @@ CELERY_QUEUE = "dagster"  # the broker list dagster-celery's launcher sends `exe
 RUN_SLOT_S = 60
 WORKER_CONCURRENCY = 16
 # Launched runs stay STARTING (no worker takes them), and run monitoring fails a run still STARTING after
-# deploy/dagster.yaml's start_timeout_seconds (300). A sample must finish well before that, or the daemon starts
-# failing (and retrying) runs mid-measurement; each sample's runs are cancelled once it is measured.
-SAMPLE_TIMEOUT_S = 200
+# deploy/dagster.yaml's start_timeout_seconds (300). Launching a batch must finish well before that, or the daemon
+# starts failing (and retrying) runs mid-measurement; each batch's runs are cancelled as soon as it is measured.
+# (Queued runs have no such timeout: the sensor phase may take longer without harm.)
+SAMPLE_TIMEOUT_S = 200  # per phase: the sensor queuing the batch, then the coordinator launching it
 SUBMITTED = [s for s in dg.DagsterRunStatus if s != dg.DagsterRunStatus.NOT_STARTED]  # QUEUED or later
+LAUNCHED = [dg.DagsterRunStatus.STARTING]  # and stays so: no worker ever starts the run
+POOL = "bench_coordinator"  # benchmarks/noop_defs.py puts its asset in it when IMAGEFLOW_BENCH_NOOP_POOL says so
 
 
 @dataclass
@@ -54,10 +60,11 @@ class Daemon:
 
 @dataclass
 class Sample:
-    first_queued_s: float  # from the batch being requested
-    submitted_s: float  # all runs of the batch exist (the sensor submitted them)
-    launched_s: float  # all runs handed to Celery (task id tagged, task on the broker)
-    cpu_s: float  # the whole machine's, during the batch
+    submitted_s: float  # from the batch request until the sensor has queued all its runs
+    submit_cpu_s: float  # the whole machine's CPU meanwhile
+    first_launch_s: float  # from opening the pool until the coordinator's next iteration launched a run
+    launch_s: float  # from the first run handed to Celery to the last (task id tagged, task on the broker)
+    launch_cpu_s: float  # the whole machine's CPU from opening the pool to the last launch
 
 
 def run(smoke: bool) -> list[Measurement]:
@@ -83,9 +90,11 @@ def _production_daemon() -> Iterator[Daemon]:
             "IMAGEFLOW_CELERY_BACKEND_URL": redis_url.rsplit("/", 1)[0] + "/1",
             "ARTIFACTS_BUCKET": BUCKET,
             "IMAGEFLOW_BENCH_NOOP_FILE": str(home / "noop.json"),
+            "IMAGEFLOW_BENCH_NOOP_POOL": POOL,
         }
-        with mock.patch.dict(os.environ, env), _daemon_process(home) as log:
-            with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        with mock.patch.dict(os.environ, env), dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+            _close_pool(instance)  # before the daemon starts (this also creates the Postgres schema first, alone)
+            with _daemon_process(home) as log:
                 yield Daemon(instance, home / "noop.json", redis.Redis.from_url(redis_url), log)
 
 
@@ -139,41 +148,62 @@ def _daemon_process(home: Path) -> Iterator[Path]:
 
 
 def _batch(daemon: Daemon, runs: int) -> Sample:
-    """Requests `runs` do-nothing runs from the sensor and times them until all are handed to Celery."""
+    """Has the sensor queue `runs` do-nothing runs behind the closed pool, then opens it and times the
+    coordinator handing them all to Celery."""
     batch = uuid.uuid4().hex[:8]
     in_broker_before = daemon.broker.llen(CELERY_QUEUE)
-    timings = {}
+    count = lambda statuses: daemon.instance.get_runs_count(dg.RunsFilter(tags={BATCH_TAG: batch}, statuses=statuses))  # noqa: E731
 
-    def submit_and_launch() -> None:
+    def submit() -> float:
         started = time.perf_counter()
         daemon.noop_file.write_text(json.dumps({"batch": batch, "runs": runs}))
-        count = lambda statuses: daemon.instance.get_runs_count(dg.RunsFilter(tags={BATCH_TAG: batch}, statuses=statuses))  # noqa: E731
-        timings["first_queued"] = _seconds_until(lambda: count(SUBMITTED) > 0, started, daemon)
-        timings["submitted"] = _seconds_until(lambda: count(SUBMITTED) == runs, started, daemon)
-        timings["launched"] = _seconds_until(lambda: _handed_to_celery(daemon.instance, batch) == runs, started, daemon)
+        return _seconds_until(lambda: count(SUBMITTED) == runs, started, daemon)
 
-    _, cpu, _ = _cpu_of(submit_and_launch)
+    submitted_s, submit_cpu, _ = _cpu_of(submit)
+    if count(LAUNCHED) > 0:
+        raise RuntimeError(f"runs of batch {batch} launched while pool {POOL} had no slots: nothing held the queue")
+    timings = {}
+
+    def launch() -> None:
+        opened = time.perf_counter()
+        daemon.instance.event_log_storage.set_concurrency_slots(POOL, runs)
+        timings["first"] = _seconds_until(lambda: count(LAUNCHED) > 0, opened, daemon)
+        timings["last"] = _seconds_until(lambda: _all_handed_to_celery(daemon.instance, batch, runs), opened, daemon)
+
+    _, launch_cpu, _ = _cpu_of(launch)
+    _check_broker(daemon, runs, in_broker_before)
+    _cancel(daemon.instance, batch)
+    _close_pool(daemon.instance)
+    return Sample(submitted_s, submit_cpu, timings["first"], timings["last"] - timings["first"], launch_cpu)
+
+
+def _close_pool(instance: dg.DagsterInstance) -> None:
+    """No slots in the noop asset's pool: the coordinator leaves its runs queued (pool granularity `run`)."""
+    instance.event_log_storage.set_concurrency_slots(POOL, 0)
+
+
+def _all_handed_to_celery(instance: dg.DagsterInstance, batch: str, runs: int) -> bool:
+    """All runs STARTING (set just before the launch) and tagged with their Celery task id (set just after the
+    broker took the task). The cheap count is polled; the runs themselves are read only once it is full, so
+    polling does not compete with the daemon for the CPU it is measured on."""
+    launched = dg.RunsFilter(tags={BATCH_TAG: batch}, statuses=LAUNCHED)
+    if instance.get_runs_count(launched) < runs:
+        return False
+    return all(DAGSTER_CELERY_TASK_ID_TAG in run.tags for run in instance.get_runs(launched))
+
+
+def _check_broker(daemon: Daemon, runs: int, in_broker_before: int) -> None:
+    """Every launched run's task is in Redis, waiting: a launch that reached no broker would be timed for nothing."""
     in_broker = daemon.broker.llen(CELERY_QUEUE) - in_broker_before
     if in_broker != runs:
         raise RuntimeError(f"{runs} runs launched but {in_broker} tasks reached the broker's `{CELERY_QUEUE}` queue")
-    _cancel(daemon.instance, batch)
-    return Sample(timings["first_queued"], timings["submitted"], timings["launched"], cpu)
-
-
-def _handed_to_celery(instance: dg.DagsterInstance, batch: str) -> int:
-    """Runs of the batch the launcher has sent: STARTING (set just before the launch) and tagged with their
-    Celery task id (set just after the broker took the task). A cheap count first, the runs only once it is full."""
-    starting = dg.RunsFilter(tags={BATCH_TAG: batch}, statuses=[dg.DagsterRunStatus.STARTING])
-    if instance.get_runs_count(starting) == 0:
-        return 0
-    return sum(DAGSTER_CELERY_TASK_ID_TAG in run.tags for run in instance.get_runs(starting))
 
 
 def _seconds_until(condition: Callable[[], bool], started: float, daemon: Daemon) -> float:
     """Seconds from `started` until `condition` holds, polled every 0.1 s (the resolution of the timings)."""
     while not condition():
         if time.perf_counter() - started > SAMPLE_TIMEOUT_S:
-            raise TimeoutError(f"batch not launched within {SAMPLE_TIMEOUT_S} s; daemon log:\n{_tail(daemon.log)}")
+            raise TimeoutError(f"batch not done within {SAMPLE_TIMEOUT_S} s; daemon log:\n{_tail(daemon.log)}")
         time.sleep(0.1)
     return time.perf_counter() - started
 
@@ -191,23 +221,30 @@ def _tail(path: Path, lines: int = 40) -> str:
 
 
 def _report(runs: int, samples: list[Sample]) -> list[Measurement]:
-    per_minute = lambda seconds: runs / seconds * 60  # noqa: E731
-    launched = [per_minute(s.launched_s) for s in samples]
+    per_minute = lambda seconds: runs / max(seconds, 0.1) * 60  # noqa: E731  (0.1 s: the polling resolution)
+    launched = [per_minute(s.launch_s) for s in samples]
+    submitted = [per_minute(s.submitted_s) for s in samples]
     one_worker = WORKER_CONCURRENCY * 60 / RUN_SLOT_S
+    assumption = (f"{one_worker:g} runs/min per worker: each run holds one of an `imageflow worker`'s "
+                  f"{WORKER_CONCURRENCY} slots for {RUN_SLOT_S} s (a real image job), runs arriving steadily")
     return [
-        Measurement(f"8. coordinator ceiling: {runs} do-nothing runs launched by one daemon (Postgres, Celery launcher)",
-                    "-", launched, unit="runs/min",
-                    extra={"note": "from the sensor's batch request to every run's task on the broker (no worker "
-                                   "takes them); includes the sensor tick and up to one 5 s dequeue interval"}),
-        Measurement(f"8. sensor submission: {runs} runs queued by one tick", "-",
-                    [per_minute(s.submitted_s) for s in samples], unit="runs/min"),
-        Measurement("8. seconds from the batch request to its first run queued", "-",
-                    [s.first_queued_s for s in samples]),
-        Measurement("8. machine CPU per launched run (daemon, code server, Postgres, Redis)", "-",
-                    [s.cpu_s / runs for s in samples], unit="CPU-s"),
-        Measurement(f"8. workers one daemon can feed (concurrency {WORKER_CONCURRENCY}, {RUN_SLOT_S} s per run)", "-",
-                    [rate / one_worker for rate in launched], unit="workers",
-                    extra={"note": f"launched runs/min / {one_worker:g} runs/min per worker; assumes each run holds "
-                                   f"one of a worker's {WORKER_CONCURRENCY} slots for {RUN_SLOT_S} s (a real image "
-                                   "job) and that runs arrive steadily rather than in one burst"}),
+        Measurement(f"8. coordinator ceiling: {runs} queued runs dequeued and launched by one daemon (Postgres, Celery "
+                    "launcher)", "-", launched, unit="runs/min",
+                    extra={"note": "from the first run's task on the broker to the last; every run queued beforehand "
+                                   f"(held by a pool with 0 slots, then given {runs}); no worker takes the tasks"}),
+        Measurement(f"8. sensor submission: {runs} runs requested in one tick, until all queued", "-", submitted,
+                    unit="runs/min", extra={"note": "from writing the batch request, so it includes the wait for "
+                                                    "the sensor's next tick"}),
+        Measurement("8. seconds from opening the pool to the first launch (the coordinator's next iteration)", "-",
+                    [s.first_launch_s for s in samples]),
+        Measurement("8. machine CPU per launched run (daemon, Postgres, Redis, this process polling)", "-",
+                    [s.launch_cpu_s / runs for s in samples], unit="CPU-s"),
+        Measurement("8. machine CPU per run the sensor submits (daemon, code server, Postgres)", "-",
+                    [s.submit_cpu_s / runs for s in samples], unit="CPU-s"),
+        Measurement(f"8. workers one daemon's coordinator can feed ({WORKER_CONCURRENCY} slots, {RUN_SLOT_S} s per run)",
+                    "-", [rate / one_worker for rate in launched], unit="workers",
+                    extra={"note": f"coordinator ceiling / {assumption}"}),
+        Measurement(f"8. workers one daemon's sensor can feed ({WORKER_CONCURRENCY} slots, {RUN_SLOT_S} s per run)",
+                    "-", [rate / one_worker for rate in submitted], unit="workers",
+                    extra={"note": f"sensor submission rate / {assumption}; the lower of the two bounds one daemon"}),
     ]
