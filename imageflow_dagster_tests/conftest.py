@@ -2,8 +2,10 @@
 
 import json
 import os
+import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import boto3
@@ -184,3 +186,22 @@ def asset_metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     """The metadata of `asset`'s materialization in a run, whichever op materialized it."""
     [event] = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(asset)]
     return event.materialization.metadata
+
+
+def run_while_watching(pipeline, job_id: str, look: Callable, timeout_s: float = 60, poll_s: float = 0.05):
+    """Runs the job in a thread and calls `look()` until it returns something, the run ends or `timeout_s` pass.
+    Returns (what `look` returned, or None; the run's result). `poll_s` is a polling interval, not
+    synchronisation: the loop ends on what the tables and S3 hold."""
+    results = []
+    runner = threading.Thread(target=lambda: results.append(pipeline.run(job_id)))
+    runner.start()
+    seen = None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while seen is None and time.monotonic() < deadline and runner.is_alive():
+            seen = look()
+            if seen is None:
+                time.sleep(poll_s)
+    finally:
+        runner.join()
+    return seen, results[0] if results else None

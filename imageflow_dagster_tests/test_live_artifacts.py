@@ -4,11 +4,11 @@ S3, and `live_step` in the seed's statuses, `final` while the run records the jo
 import importlib
 import logging
 import threading
-import time
 
 import pytest
 
 from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster_tests.conftest import run_while_watching
 from imageflow_dagster_tests.test_pipeline import _image_keys
 from imageflow_dagster_tests.workflows import single_image_workflow, text_step
 
@@ -26,25 +26,20 @@ def test_an_image_row_is_written_as_its_bytes_land_and_only_once(pipeline, opena
     openai_server.configure(timeout_fault_s=5.0)  # image 2's one attempt is answered this late: image 1 lands first
     job = pipeline.submit(single_image_workflow("Create 2 brand images. [[image2:img-fault:timeoutx1]]"))
     prefix = f"{job.tenant_id}/jobs/{job.job_id}/"
-    results = []
-    runner = threading.Thread(target=lambda: results.append(pipeline.run(job.job_id)))
-    runner.start()
-    try:
-        early, status = None, None
-        deadline = time.monotonic() + DEADLINE_S
-        while early is None and time.monotonic() < deadline and runner.is_alive():
-            rows = _image_rows(pipeline, job.job_id)
-            stored = _image_keys(s3_client, settings.bucket, prefix)  # read after the rows: no later than them
-            if rows and len(stored) == 1:  # a row while the other image is not even in S3 yet
-                early, status = rows, pipeline.job(job.job_id)["status"]
-            else:
-                time.sleep(POLL_S)
-    finally:
-        runner.join()
+
+    def image_row_before_the_other_image():
+        rows = _image_rows(pipeline, job.job_id)
+        stored = _image_keys(s3_client, settings.bucket, prefix)  # read after the rows: no later than them
+        if rows and len(stored) == 1:  # a row while the other image is not even in S3 yet
+            return rows, pipeline.job(job.job_id)["status"]
+        return None
+
+    seen, result = run_while_watching(pipeline, job.job_id, image_row_before_the_other_image, DEADLINE_S, POLL_S)
+    early, status = seen or (None, None)
 
     assert early is not None, "no image row appeared while the slow image was still being rendered"
     assert status == "processing" and len(early) == 1
-    assert results[0].success
+    assert result.success
     stored = _image_keys(s3_client, settings.bucket, prefix)
     final = _image_rows(pipeline, job.job_id)
     assert len(stored) == 2 and sorted(r["s3_key"] for r in final) == stored  # one row per image, none twice

@@ -2,11 +2,10 @@
 rendered, and the job row names the file, as the seed's job page needs to show progress."""
 
 import json
-import threading
-import time
 
 from botocore.exceptions import ClientError
 
+from imageflow_dagster_tests.conftest import run_while_watching
 from imageflow_dagster_tests.workflows import image_step, text_step
 
 WORKFLOW = {
@@ -30,20 +29,15 @@ def test_the_finished_text_step_is_in_execution_steps_while_images_render(pipeli
     openai_server.configure(image_latency_s=4.0)  # keeps the run busy rendering after the text step is done
     job = pipeline.submit(WORKFLOW)
     key = f"{job.tenant_id}/jobs/{job.job_id}/execution_steps.json"
-    results = []
-    runner = threading.Thread(target=lambda: results.append(pipeline.run(job.job_id)))
-    runner.start()
-    try:
-        seen, row = None, None
-        deadline = time.monotonic() + DEADLINE_S
-        while seen is None and time.monotonic() < deadline and runner.is_alive():
-            steps = read_steps(s3_client, settings.bucket, key)
-            if steps and any(s["step_order"] == 1 for s in steps):
-                seen, row = steps, pipeline.job(job.job_id)
-            else:
-                time.sleep(0.05)  # polling interval, not synchronisation: the loop ends on what S3 holds
-    finally:
-        runner.join()
+
+    def text_step_recorded():
+        steps = read_steps(s3_client, settings.bucket, key)
+        if steps and any(s["step_order"] == 1 for s in steps):
+            return steps, pipeline.job(job.job_id)
+        return None
+
+    watched, result = run_while_watching(pipeline, job.job_id, text_step_recorded, DEADLINE_S)
+    seen, row = watched or (None, None)
 
     assert seen is not None, "execution_steps.json never showed the text step while the job ran"
     assert [s["step_type"] for s in seen] == ["form_submission", "ai_generation"]  # no image step, no final yet
@@ -51,7 +45,7 @@ def test_the_finished_text_step_is_in_execution_steps_while_images_render(pipeli
     assert research["step_name"] == "Research" and research["success"] is True and research["output"].startswith("# ")
     assert row["status"] == "processing" and row["execution_steps_s3_key"] == key
 
-    assert results[0].success
+    assert result.success
     final = read_steps(s3_client, settings.bucket, key)
     assert [s["step_type"] for s in final] == ["form_submission", "ai_generation", "ai_generation", "final_output"]
     assert final[1]["output"] == research["output"] and len(final[2]["image_urls"]) == 1
