@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -151,3 +152,19 @@ def test_the_stack_s_openai_plays_shut_down_models_rate_limits_and_quota(local_s
     with pytest.raises(openai.RateLimitError) as spent:
         broke.images.generate(model="gpt-image-2.6-sunburst", prompt="p")
     assert spent.value.code == "insufficient_quota"
+
+
+def test_a_started_stack_s_dagster_home_opens_from_many_processes_at_once(local_stack):
+    """The daemon, the workers and a test open the Dagster home together; its storage is created before any of
+    them starts, so no two processes stamp a fresh schema at the same moment (which leaves it unopenable)."""
+    stack = local_stack()
+    home = Path(stack.env["DAGSTER_HOME"])
+    for database in ("history/runs.db", "schedules/schedules.db"):
+        with sqlite3.connect(home / database) as connection:
+            assert len(connection.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
+    opener = "import dagster as dg, sys; dg.DagsterInstance.from_config(sys.argv[1]).get_runs()"
+    openers = [
+        subprocess.Popen([sys.executable, "-c", opener, stack.env["DAGSTER_HOME"]], stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    assert [(p.wait(60), p.stderr.read()) for p in openers] == [(0, b"")] * 4

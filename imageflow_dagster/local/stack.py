@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
+
 from imageflow_dagster.bootstrap import bootstrap
 from imageflow_dagster.settings import Settings
 
@@ -165,6 +167,10 @@ class LocalStack:
         dagster_home = self.home / "dagster"
         dagster_home.mkdir(parents=True, exist_ok=True)
         (dagster_home / "dagster.yaml").write_text(self._dagster_yaml)
+        # Create and stamp the SQLite storage here, once: the daemon, a worker and a test opening a fresh home at
+        # the same moment each stamp its schema version, and two stamps leave a home no process can open again.
+        with dg.DagsterInstance.from_config(str(dagster_home)):
+            pass
 
 
 def stop_processes(processes: list[subprocess.Popen], timeout_s: float = 15.0) -> None:
