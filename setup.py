@@ -37,6 +37,7 @@ setup(
             "flask-cors",
             "pytest>=8",
             "pytest-timeout",
+            "pytest-xdist",
             "playwright",
         ],
     },
