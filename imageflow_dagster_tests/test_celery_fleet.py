@@ -1,16 +1,22 @@
-"""Beyond one machine: deploy/dagster.yaml on a real Postgres and Redis, `dagster-daemon` and two `imageflow worker`
-processes (each from its own working and temp directory), asset values in S3. 12 jobs go through the sensor; one
-worker is SIGKILLed with its whole process group (its machine gone) while runs execute on it. Run monitoring finds
-the worker gone, the runs it held fail and are retried on the other worker, and every job completes exactly once:
-one successful run per job, image rows = image objects, no duplicates. The runs are rows in Postgres and nothing
-of them is under DAGSTER_HOME (no `storage`, no file but the instance's)."""
+"""Beyond one machine, as deploy/ ships it: deploy/compose.yaml's webserver, daemon and two `imageflow worker`
+services run as processes (no container engine here) with compose's commands and the environment compose gives them,
+each from its own working and temp directory, on deploy/dagster.yaml with a real Postgres and Redis; asset values in
+S3. 12 jobs go through the sensor; worker-1 is SIGKILLed with its whole process group (its machine gone) while runs
+execute on it. Run monitoring finds the worker gone, the runs it held fail and are retried on worker-2, and every
+job completes exactly once: one successful run per job, image rows = image objects, no duplicates. The webserver
+shows those runs; they are rows in Postgres and nothing of them is under DAGSTER_HOME (no `storage`, no file but the
+instance's)."""
 
+import json
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 
@@ -18,8 +24,10 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from imageflow_dagster.local.stack import wait_for_http
 from imageflow_dagster.run_workers.celery_worker import celery_app
 from imageflow_dagster.submit import submit_job
+from imageflow_dagster_tests import compose
 from imageflow_dagster_tests.test_deploy_instance import DEPLOY_YAML
 from imageflow_dagster_tests.test_e2e_daemon import WORKSPACE, wait_until
 from imageflow_dagster_tests.workflows import single_image_workflow
@@ -28,14 +36,19 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(420)]
 JOBS = 12
 IMAGES_PER_JOB = 2
 BIN = Path(sys.executable).parent
-# The only change to the shipped file: monitoring polls every 3 s instead of 30 s, to keep the test short.
+# The only changes to what deploy/ ships, to keep the test short: monitoring polls every 3 s instead of 30 s, the
+# sensor ticks every second instead of every 15 s.
 POLL = ("poll_interval_seconds: 30", "poll_interval_seconds: 3")
+FASTER = {"IMAGEFLOW_SENSOR_INTERVAL_S": "1"}
 
 
 @pytest.fixture
 def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_server):
-    """Environment of every fleet process: its own Postgres database, Redis databases 2 and 3, the test's moto and
-    OpenAI server. Yields (env, spawn, home); every process spawned is killed with its group at the end."""
+    """deploy/compose.yaml's webserver, daemon and two workers as processes, each with the environment compose would
+    give its container, from a shell that points at the test's moto and OpenAI server. Compose's Postgres and Redis
+    are the test's (a fresh database; Redis databases 2 and 3), and DAGSTER_HOME holds deploy/dagster.yaml as the
+    image's does. Yields (env, spawn, home): spawn(service) starts a service from its own working and temp
+    directory; every process spawned is killed with its group at the end."""
     database = f"fleet_{secrets.token_hex(4)}"
     _create_database(postgres_url, database)
     home = tmp_path / "dagster_home"
@@ -44,30 +57,42 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
     assert shipped.count(POLL[0]) == 1
     (home / "dagster.yaml").write_text(shipped.replace(*POLL))
     redis_base = redis_url.rsplit("/", 1)[0]
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_POSTGRES_URL": f"{postgres_url.rsplit('/', 1)[0]}/{database}".replace(
-            "postgresql://", "postgresql+psycopg2://", 1
-        ),
-        "IMAGEFLOW_CELERY_BROKER_URL": f"{redis_base}/2",
-        "IMAGEFLOW_CELERY_BACKEND_URL": f"{redis_base}/3",
-        "ARTIFACTS_BUCKET": settings.bucket,
-        "IMAGEFLOW_IO_MANAGER": "s3",
-        "IMAGEFLOW_SENSOR_INTERVAL_S": "1",
-        "OPENAI_BASE_URL": openai_server.base_url,
-        "OPENAI_API_KEY": "sk-fleet-test",
+    test_services = {
+        "postgresql+psycopg2://dagster:dagster@postgres:5432/dagster":
+            f"{postgres_url.rsplit('/', 1)[0]}/{database}".replace("postgresql://", "postgresql+psycopg2://", 1),
+        "redis://redis:6379/0": f"{redis_base}/2",
+        "redis://redis:6379/1": f"{redis_base}/3",
     }
+    shell = {  # what the operator exports before `docker compose up`
+        "OPENAI_API_KEY": "sk-fleet-test",
+        "OPENAI_BASE_URL": openai_server.base_url,
+        "AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"],
+        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+        "AWS_REGION": settings.region,
+        "ARTIFACTS_BUCKET": settings.bucket,
+    }
+    _, compose_env = compose.service("daemon", shell)
+    assert set(test_services) <= set(compose_env.values()), "compose.yaml's Postgres or Redis address changed"
+    env = {key: test_services.get(value, value) for key, value in compose_env.items()}
     for key in ("DAGSTER_POSTGRES_URL", "IMAGEFLOW_CELERY_BROKER_URL", "IMAGEFLOW_CELERY_BACKEND_URL", "ARTIFACTS_BUCKET"):
         monkeypatch.setenv(key, env[key])  # this process opens the same instance
     processes: list[subprocess.Popen] = []
 
-    def spawn(name: str, command: list[str]) -> subprocess.Popen:
+    def spawn(name: str, **command_changes: str) -> subprocess.Popen:
+        command, environment = compose.service(name, shell)
         workdir = tmp_path / name
         (workdir / "tmp").mkdir(parents=True)
+        shutil.copy(WORKSPACE, workdir)  # the image's working directory holds workspace.yaml
+        process_env = {
+            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
+            "DAGSTER_HOME": str(home),  # the image's ENV
+            **{key: test_services.get(value, value) for key, value in environment.items()},
+            **FASTER,
+        }
         with open(workdir / "output.log", "w") as log:
             process = subprocess.Popen(
-                command, cwd=workdir, env={**env, "TMPDIR": str(workdir / "tmp")},
+                [command_changes.get(part, part) for part in command], cwd=workdir, env=process_env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         processes.append(process)
@@ -86,21 +111,23 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
                    answers={"name": "Ada"})
         for i in range(JOBS)
     ]
-    spawn("daemon", [str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)])
-    doomed = spawn("worker-a", [str(BIN / "imageflow"), "worker", "--concurrency", "2", "--name", "a@fleet"])
-    spawn("worker-b", [str(BIN / "imageflow"), "worker", "--concurrency", "2", "--name", "b@fleet"])
+    port = _free_port()
+    webserver = spawn("webserver", **{"3000": str(port)})
+    spawn("daemon")
+    doomed = spawn("worker-1")
+    spawn("worker-2")
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         tasks = celery_app(env["IMAGEFLOW_CELERY_BROKER_URL"], env["IMAGEFLOW_CELERY_BACKEND_URL"])
         on_worker_a = lambda: [  # noqa: E731
             run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-            if _celery_worker(tasks, run) == "a@fleet"
+            if _celery_worker(tasks, run) == f"worker-1@{socket.gethostname()}"
         ]
-        held = wait_until(on_worker_a, 180, "a run executing on worker a")
+        held = wait_until(on_worker_a, 180, "a run executing on worker-1")
         _kill_group(doomed)
         hit = [r.dagster_run.run_id for r in instance.get_run_records(filters=dg.RunsFilter(run_ids=held))
                if r.end_time is None]
-        assert hit, "every run of worker a ended before the kill"
+        assert hit, "every run of worker-1 ended before the kill"
 
         status = lambda job: db.get_item(db.jobs_table, {"job_id": job.job_id})["status"]  # noqa: E731
         wait_until(lambda: all(status(j) in ("completed", "failed") for j in jobs), 300, f"{JOBS} jobs to end")
@@ -109,11 +136,11 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
 
         records = instance.get_run_records(filters=dg.RunsFilter(job_name="image_generation_job"))
         runs = {r.dagster_run.run_id: r.dagster_run for r in records}
-        # The runs the kill hit failed (found by run monitoring) and a retry of each succeeded on worker b.
+        # The runs the kill hit failed (found by run monitoring) and a retry of each succeeded on worker-2.
         for run_id in hit:
             assert runs[run_id].status == dg.DagsterRunStatus.FAILURE
             [retry] = [r for r in runs.values() if r.tags.get("dagster/parent_run_id") == run_id]
-            assert retry.status == dg.DagsterRunStatus.SUCCESS  # on worker b: worker a is gone
+            assert retry.status == dg.DagsterRunStatus.SUCCESS  # on worker-2: worker-1 is gone
         succeeded = Counter(r.tags["dagster/partition"] for r in runs.values() if r.status == dg.DagsterRunStatus.SUCCESS)
         assert succeeded == Counter(j.job_id for j in jobs)
 
@@ -128,6 +155,11 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
                for o in page.get("Contents", []) if o["Key"].endswith(".png")]
     assert sorted(objects) == sorted(image_rows)
 
+    # The operator sees the same runs in the webserver compose starts.
+    assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 60), "the webserver did not answer"
+    assert _runs_in_webserver(port) == {run_id: run.status.value for run_id, run in runs.items()}
+    assert webserver.poll() is None
+
     # The runs are rows in the fleet's Postgres database; DAGSTER_HOME holds only the instance file.
     with psycopg2.connect(env["DAGSTER_POSTGRES_URL"].replace("+psycopg2", "")) as connection:
         with connection.cursor() as cursor:
@@ -137,6 +169,23 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
     # (the daemon leaves two empty folders there: `logs` and `.logs_queue`)
     assert not (home / "storage").exists()
     assert [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()] == ["dagster.yaml"]
+
+
+def _runs_in_webserver(port: int) -> dict[str, str]:
+    query = '{ runsOrError(filter: {pipelineName: "image_generation_job"}) { ... on Runs { results { runId status } } } }'
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", data=json.dumps({"query": query}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        runs = json.loads(response.read())["data"]["runsOrError"]["results"]
+    return {run["runId"]: run["status"] for run in runs}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _celery_worker(tasks, run: dg.DagsterRun) -> str | None:
