@@ -128,6 +128,13 @@ MUTANTS = [
         "",
         (TESTS + "test_run_process_lost.py",),
     ),
+    Mutant(
+        "compose.yaml does not pass AWS_ENDPOINT_URL to its services",
+        "deploy/compose.yaml",
+        "    AWS_ENDPOINT_URL:\n",
+        "",
+        (TESTS + "test_celery_fleet.py",),
+    ),
 ]
 
 
