@@ -63,16 +63,14 @@ def _started_run(instance: dg.DagsterInstance, job_id: str) -> dg.DagsterRun:
 
 
 @pytest.fixture(params=["default", "celery"])
-def stack(request, local_stack, monkeypatch):
+def stack(request, local_stack):
     """The local stack and its daemon, on the launcher the test is parametrized with."""
     if request.param == "default":
         stack = local_stack(image_latency_s=6.0)
     else:
         redis_base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
-        monkeypatch.setenv("IMAGEFLOW_CELERY_BROKER_URL", f"{redis_base}/4")
-        monkeypatch.setenv("IMAGEFLOW_CELERY_BACKEND_URL", f"{redis_base}/5")
-        stack = local_stack(image_latency_s=6.0, launcher="celery")
-        stack.env.update({k: os.environ[k] for k in ("IMAGEFLOW_CELERY_BROKER_URL", "IMAGEFLOW_CELERY_BACKEND_URL")})
+        broker = {"IMAGEFLOW_CELERY_BROKER_URL": f"{redis_base}/4", "IMAGEFLOW_CELERY_BACKEND_URL": f"{redis_base}/5"}
+        stack = local_stack(image_latency_s=6.0, launcher="celery", env=broker)
         stack.spawn([str(BIN / "imageflow"), "worker", "--concurrency=2", "--name=lost@%h"], cwd=stack.home)
     stack.spawn([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)])
     return stack

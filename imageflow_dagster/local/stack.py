@@ -75,6 +75,7 @@ class LocalStack:
         pool_limit: int = 4,
         persist: bool = True,
         launcher: str = "default",
+        env: dict[str, str] | None = None,
     ):
         self.home = Path(home or os.getenv("IMAGEFLOW_HOME") or ".imageflow").resolve()
         self._fixed_ports = fixed_ports
@@ -92,6 +93,7 @@ class LocalStack:
             run_launcher=RUN_LAUNCHERS[launcher],
         )
         self._persist = persist
+        self._extra_env = dict(env or {})  # e.g. the Celery launcher's broker and backend
         self._children: list[subprocess.Popen] = []
         self.ports: dict[str, int] = {}
         self.env: dict[str, str] = {}
@@ -161,6 +163,7 @@ class LocalStack:
             "OPENAI_BASE_URL": f"http://127.0.0.1:{self.ports['openai']}/v1",
             "DAGSTER_HOME": str(self.home / "dagster"),
             "IMAGEFLOW_SENSOR_INTERVAL_S": os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "5"),
+            **self._extra_env,
         }
 
     def _write_dagster_home(self) -> None:
