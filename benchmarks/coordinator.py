@@ -29,7 +29,7 @@ from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 
 from benchmarks.harness import Measurement
 from benchmarks.throughput import ROOT, _cpu_of
-from imageflow_dagster.local.services import running_postgres, running_redis
+from imageflow_dagster.local.services import log_tail, running_postgres, running_redis
 from imageflow_dagster.local.stack import stop_processes
 
 DEPLOY_YAML = ROOT / "deploy" / "dagster.yaml"
@@ -203,7 +203,7 @@ def _seconds_until(condition: Callable[[], bool], started: float, daemon: Daemon
     """Seconds from `started` until `condition` holds, polled every 0.1 s (the resolution of the timings)."""
     while not condition():
         if time.perf_counter() - started > SAMPLE_TIMEOUT_S:
-            raise TimeoutError(f"batch not done within {SAMPLE_TIMEOUT_S} s; daemon log:\n{_tail(daemon.log)}")
+            raise TimeoutError(f"batch not done within {SAMPLE_TIMEOUT_S} s; daemon log:\n{log_tail(daemon.log, 40)}")
         time.sleep(0.1)
     return time.perf_counter() - started
 
@@ -214,10 +214,6 @@ def _cancel(instance: dg.DagsterInstance, batch: str) -> None:
     would launch failed ones again."""
     for run in instance.get_runs(dg.RunsFilter(tags={BATCH_TAG: batch})):
         instance.report_run_canceled(run)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _report(runs: int, samples: list[Sample]) -> list[Measurement]:

@@ -17,6 +17,7 @@ import dagster as dg
 
 from benchmarks.harness import Measurement, timed
 from imageflow_dagster.local.openai_control import OpenAIServerControl
+from imageflow_dagster.local.services import free_port
 from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
@@ -143,7 +144,7 @@ def _stack_pss(stack: LocalStack) -> float:
 
 def celery_fleet(stack: LocalStack, home: Path, workers: int, concurrency: int) -> dict[str, str]:
     """A throwaway redis-server and `workers` x `imageflow worker`, stopped with the stack; returns their env."""
-    port = _free_port()
+    port = free_port()
     stack.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                 stdout=subprocess.DEVNULL)
     env = {"IMAGEFLOW_CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
@@ -159,12 +160,6 @@ def celery_fleet(stack: LocalStack, home: Path, workers: int, concurrency: int) 
 def _answers(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _report(jobs: int, batches: Batches, launcher: str, met: bool) -> list[Measurement]:

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -24,6 +23,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
+from imageflow_dagster.local.services import create_database, free_port
 from imageflow_dagster.local.stack import wait_for_http
 from imageflow_dagster.run_workers.celery_worker import celery_app
 from imageflow_dagster.submit import submit_job
@@ -50,7 +50,7 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
     image's does. Yields (env, spawn, home): spawn(service) starts a service from its own working and temp
     directory; every process spawned is killed with its group at the end."""
     database = f"fleet_{secrets.token_hex(4)}"
-    _create_database(postgres_url, database)
+    create_database(postgres_url, database)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shipped = DEPLOY_YAML.read_text()
@@ -72,22 +72,27 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
         "AWS_REGION": settings.region,
         "ARTIFACTS_BUCKET": settings.bucket,
     }
-    _, compose_env = compose.service("daemon", shell)
-    assert set(test_services) <= set(compose_env.values()), "compose.yaml's Postgres or Redis address changed"
-    env = {key: test_services.get(value, value) for key, value in compose_env.items()}
+
+    def service_here(name: str) -> tuple[list[str], dict[str, str]]:
+        """The compose service's command and environment, its Postgres and Redis addresses the test's."""
+        command, environment = compose.service(name, shell)
+        assert set(test_services) <= set(environment.values()), "compose.yaml's Postgres or Redis address changed"
+        return command, {key: test_services.get(value, value) for key, value in environment.items()}
+
+    _, env = service_here("daemon")
     for key in ("DAGSTER_POSTGRES_URL", "IMAGEFLOW_CELERY_BROKER_URL", "IMAGEFLOW_CELERY_BACKEND_URL", "ARTIFACTS_BUCKET"):
         monkeypatch.setenv(key, env[key])  # this process opens the same instance
     processes: list[subprocess.Popen] = []
 
     def spawn(name: str, **command_changes: str) -> subprocess.Popen:
-        command, environment = compose.service(name, shell)
+        command, environment = service_here(name)
         workdir = tmp_path / name
         (workdir / "tmp").mkdir(parents=True)
         shutil.copy(WORKSPACE, workdir)  # the image's working directory holds workspace.yaml
         process_env = {
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HOME": str(workdir), "TMPDIR": str(workdir / "tmp"),
             "DAGSTER_HOME": str(home),  # the image's ENV
-            **{key: test_services.get(value, value) for key, value in environment.items()},
+            **environment,
             **FASTER,
         }
         with open(workdir / "output.log", "w") as log:
@@ -111,7 +116,7 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
                    answers={"name": "Ada"})
         for i in range(JOBS)
     ]
-    port = _free_port()
+    port = free_port()
     webserver = spawn("webserver", **{"3000": str(port)})
     spawn("daemon")
     doomed = spawn("worker-1")
@@ -182,25 +187,11 @@ def _runs_in_webserver(port: int) -> dict[str, str]:
     return {run["runId"]: run["status"] for run in runs}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _celery_worker(tasks, run: dg.DagsterRun) -> str | None:
     """The Celery worker that took the run's task, as Celery recorded it when the task started."""
     task_id = run.tags.get("dagster-celery/task_id")
     info = tasks.AsyncResult(task_id).info if task_id else None
     return info.get("hostname") if isinstance(info, dict) else None
-
-
-def _create_database(postgres_url: str, name: str) -> None:
-    connection = psycopg2.connect(postgres_url)
-    connection.autocommit = True
-    with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    connection.close()
 
 
 def _kill_group(process: subprocess.Popen) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 from imageflow_dagster.cli import dg_dev_command
 from imageflow_dagster.local.openai_control import OpenAIServerControl
-from imageflow_dagster.local.stack import LocalStack, _free_port, wait_for_http
+from imageflow_dagster.local.services import free_port
+from imageflow_dagster.local.stack import LocalStack, wait_for_http
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.settings import Settings
@@ -67,7 +68,7 @@ def three_jobs(tmp_path_factory):
         try:
             for key, value in stack.env.items():
                 env.setenv(key, value)
-            port = _free_port()
+            port = free_port()
             stack.spawn(dg_dev_command(home, port))
             assert wait_for_http(f"http://127.0.0.1:{port}/server_info", 180), "dg dev did not come up"
             openai = OpenAIServerControl(stack.env["OPENAI_BASE_URL"])

@@ -42,10 +42,12 @@ def running_postgres() -> Iterator[str]:
     process = None
     try:
         _initdb(bin_dir, root, user)
-        port = _free_port()
+        port = free_port()
         process = _start_postgres(bin_dir, root, port, user)
-        _create_database(process, port, root / "postgres.log")
-        yield f"postgresql://{PG_USER}@127.0.0.1:{port}/{PG_DATABASE}"
+        server_url = f"postgresql://{PG_USER}@127.0.0.1:{port}"
+        _wait_for_postgres(process, f"{server_url}/postgres", root / "postgres.log")
+        create_database(f"{server_url}/postgres", PG_DATABASE)
+        yield f"{server_url}/{PG_DATABASE}"
     finally:
         if process is not None:
             _stop(process, signal.SIGINT)  # Postgres "fast" shutdown: disconnects clients, no waiting on them
@@ -60,7 +62,7 @@ def running_redis() -> Iterator[str]:
         raise ServiceUnavailable(f"redis-server not found: {INSTALL_HINT}")
     root = Path(tempfile.mkdtemp(prefix="imageflow-redis-"))
     log = root / "redis.log"
-    port = _free_port()
+    port = free_port()
     process = None
     try:
         with open(log, "w") as log_file:
@@ -149,24 +151,27 @@ def _start_postgres(bin_dir: Path, root: Path, port: int, user: pwd.struct_passw
         )
 
 
-def _create_database(process: subprocess.Popen, port: int, log: Path) -> None:
+def _wait_for_postgres(process: subprocess.Popen, admin_url: str, log: Path) -> None:
     import psycopg2  # dagster-postgres's driver; imported here so Redis-only callers do not need it
-
-    admin_dsn = f"host=127.0.0.1 port={port} user={PG_USER} dbname=postgres"
-    connections = []
 
     def connected() -> bool:
         try:
-            connections.append(psycopg2.connect(admin_dsn, connect_timeout=2))
+            psycopg2.connect(admin_url, connect_timeout=2).close()
             return True
         except psycopg2.OperationalError:
             return False
 
     _wait_until_up("postgres", process, log, connected, poll_s=0.1, not_up="not accepting connections")
-    connection = connections[0]
-    connection.autocommit = True
+
+
+def create_database(postgres_url: str, name: str) -> None:
+    """CREATE DATABASE `name` on the server of `postgres_url` (any database of it)."""
+    import psycopg2
+
+    connection = psycopg2.connect(postgres_url)
+    connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
     with connection.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+        cursor.execute(f'CREATE DATABASE "{name}"')
     connection.close()
 
 
@@ -187,15 +192,15 @@ def _wait_until_up(name: str, process: subprocess.Popen, log: Path, up: Callable
     deadline = time.monotonic() + START_TIMEOUT_S
     while True:
         if process.poll() is not None:
-            raise ServiceUnavailable(f"{name} exited with {process.returncode}:\n{_tail(log)}")
+            raise ServiceUnavailable(f"{name} exited with {process.returncode}:\n{log_tail(log)}")
         if up():
             return
         if time.monotonic() > deadline:
-            raise ServiceUnavailable(f"{name} {not_up} after {START_TIMEOUT_S}s:\n{_tail(log)}")
+            raise ServiceUnavailable(f"{name} {not_up} after {START_TIMEOUT_S}s:\n{log_tail(log)}")
         time.sleep(poll_s)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -212,7 +217,7 @@ def _stop(process: subprocess.Popen, sig: int) -> None:
         process.wait()
 
 
-def _tail(path: Path, lines: int = 30) -> str:
+def log_tail(path: Path, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:

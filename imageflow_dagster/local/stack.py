@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from imageflow_dagster.bootstrap import bootstrap
+from imageflow_dagster.local.services import free_port
 from imageflow_dagster.settings import Settings
 
 DEFAULT_PORTS = {"moto": 4566, "openai": 8765, "ui": 3000}
@@ -141,7 +142,7 @@ class LocalStack:
         saved_file = self.home / "ports.json"
         saved = json.loads(saved_file.read_text()) if saved_file.exists() else {}
         wanted = {**DEFAULT_PORTS, **saved} if self._fixed_ports else {name: 0 for name in DEFAULT_PORTS}
-        ports = {name: port if port and _free(port) else _free_port() for name, port in wanted.items()}
+        ports = {name: port if port and _free(port) else free_port() for name, port in wanted.items()}
         if self._fixed_ports:
             saved_file.write_text(json.dumps(ports))
         return ports
@@ -201,12 +202,6 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
 def _free(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def wait_for_http(url: str, timeout_s: float) -> bool:
