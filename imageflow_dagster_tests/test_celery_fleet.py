@@ -36,9 +36,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.timeout(420)]
 JOBS = 12
 IMAGES_PER_JOB = 2
 BIN = Path(sys.executable).parent
-# The only changes to what deploy/ ships, to keep the test short: monitoring polls every 3 s instead of 30 s, the
-# sensor ticks every second instead of every 15 s.
-POLL = ("poll_interval_seconds: 30", "poll_interval_seconds: 3")
+# The only changes to what deploy/ ships, to keep the test short: monitoring polls every 3 s instead of 30 s and
+# fails a run that has not started after 60 s instead of 120 s (a run worker-1 took but had not yet started when it
+# was killed waits for that), the sensor ticks every second instead of every 15 s.
+SHORTER = {
+    "poll_interval_seconds: 30": "poll_interval_seconds: 3",
+    "start_timeout_seconds: 120": "start_timeout_seconds: 60",
+}
 FASTER = {"IMAGEFLOW_SENSOR_INTERVAL_S": "1"}
 
 
@@ -53,9 +57,11 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
     create_database(postgres_url, database)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shipped = DEPLOY_YAML.read_text()
-    assert shipped.count(POLL[0]) == 1
-    (home / "dagster.yaml").write_text(shipped.replace(*POLL))
+    instance_yaml = DEPLOY_YAML.read_text()
+    for shipped, shorter in SHORTER.items():
+        assert instance_yaml.count(shipped) == 1
+        instance_yaml = instance_yaml.replace(shipped, shorter)
+    (home / "dagster.yaml").write_text(instance_yaml)
     redis_base = redis_url.rsplit("/", 1)[0]
     test_services = {
         "postgresql+psycopg2://dagster:dagster@postgres:5432/dagster":
@@ -124,24 +130,31 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         tasks = celery_app(env["IMAGEFLOW_CELERY_BROKER_URL"], env["IMAGEFLOW_CELERY_BACKEND_URL"])
-        on_worker_a = lambda: [  # noqa: E731
-            run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
+        on_worker_a = lambda *statuses: [  # noqa: E731
+            run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(statuses)))
             if _celery_worker(tasks, run) == f"worker-1@{socket.gethostname()}"
         ]
-        held = wait_until(on_worker_a, 180, "a run executing on worker-1")
+        held = wait_until(lambda: on_worker_a(dg.DagsterRunStatus.STARTED), 180, "a run executing on worker-1")
         _kill_group(doomed)
         hit = [r.dagster_run.run_id for r in instance.get_run_records(filters=dg.RunsFilter(run_ids=held))
                if r.end_time is None]
         assert hit, "every run of worker-1 ended before the kill"
+        # Runs worker-1 had taken but not yet started, if the kill caught one: they fail on the start timeout.
+        hit += on_worker_a(dg.DagsterRunStatus.STARTING)
 
         status = lambda job: db.get_item(db.jobs_table, {"job_id": job.job_id})["status"]  # noqa: E731
-        wait_until(lambda: all(status(j) in ("completed", "failed") for j in jobs), 300, f"{JOBS} jobs to end")
+        try:
+            wait_until(lambda: all(status(j) in ("completed", "failed") for j in jobs), 300, f"{JOBS} jobs to end")
+        except AssertionError:
+            print(_fleet_state(instance, tasks, jobs, status, home.parent))
+            raise
         assert [status(j) for j in jobs] == ["completed"] * JOBS
         wait_until(lambda: all(r.is_finished for r in instance.get_runs()), 60, "every run to end")
 
         records = instance.get_run_records(filters=dg.RunsFilter(job_name="image_generation_job"))
         runs = {r.dagster_run.run_id: r.dagster_run for r in records}
         # The runs the kill hit failed (found by run monitoring) and a retry of each succeeded on worker-2.
+        print(f"runs the kill hit: {len(hit)}")
         for run_id in hit:
             assert runs[run_id].status == dg.DagsterRunStatus.FAILURE
             [retry] = [r for r in runs.values() if r.tags.get("dagster/parent_run_id") == run_id]
@@ -174,6 +187,18 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
     # (the daemon leaves two empty folders there: `logs` and `.logs_queue`)
     assert not (home / "storage").exists()
     assert [str(p.relative_to(home)) for p in home.rglob("*") if p.is_file()] == ["dagster.yaml"]
+
+
+def _fleet_state(instance, tasks, jobs, status, workdirs: Path) -> str:
+    """What a timed-out wait leaves to read: each job's status, each run's status, worker and parent, and the
+    tail of every service's output."""
+    lines = [f"job {j.job_id}: {status(j)}" for j in jobs]
+    for run in instance.get_runs():
+        lines.append(f"run {run.run_id} {run.status.value} partition={run.tags.get('dagster/partition')} "
+                     f"worker={_celery_worker(tasks, run)} parent={run.tags.get('dagster/parent_run_id')}")
+    for log in sorted(workdirs.glob("*/output.log")):
+        lines += [f"--- {log.parent.name}", *log.read_text(errors="replace").splitlines()[-40:]]
+    return "\n".join(lines)
 
 
 def _runs_in_webserver(port: int) -> dict[str, str]:

@@ -5,7 +5,6 @@ import json
 import threading
 
 import openai
-import pytest
 
 from imageflow_dagster_tests.conftest import asset_metadata, read_json_object, with_changes
 from imageflow_dagster_tests.workflows import image_step, single_image_workflow, text_step

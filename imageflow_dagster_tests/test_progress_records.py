@@ -31,9 +31,10 @@ def test_the_finished_text_step_is_in_execution_steps_while_images_render(pipeli
     key = f"{job.tenant_id}/jobs/{job.job_id}/execution_steps.json"
 
     def text_step_recorded():
-        steps = read_steps(s3_client, settings.bucket, key)
-        if steps and any(s["step_order"] == 1 for s in steps):
-            return steps, pipeline.job(job.job_id)
+        # The file is put before the row names it, so both are read until both show the step.
+        steps, row = read_steps(s3_client, settings.bucket, key), pipeline.job(job.job_id)
+        if steps and any(s["step_order"] == 1 for s in steps) and row.get("execution_steps_s3_key"):
+            return steps, row
         return None
 
     watched, result = run_while_watching(pipeline, job.job_id, text_step_recorded, DEADLINE_S)

@@ -7,12 +7,13 @@ from contextlib import contextmanager
 import dagster as dg
 
 from imageflow_dagster.flow.errors import JobError
-from imageflow_dagster.flow.job_store import CLAIM_TAG, mark_failed
+from imageflow_dagster.flow.job_store import mark_failed
 from imageflow_dagster.models.pipeline import CallUsage
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError
 from imageflow_dagster.resources.openai_client import OpenAINotConfigured
 from imageflow_dagster.resources.s3 import StorageError
+from imageflow_dagster.run_tags import CLAIM_TAG
 
 GROUP = "imageflow"
 OWNER = "team:imageflow"

@@ -13,7 +13,6 @@ from imageflow_dagster.flow.seed_handoff import RERUN_FIELDS
 from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models import Artifact, UsageRecord
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.run_tags import CLAIM_TAG  # noqa: F401  (the run tag that names a claim)
 
 CLAIM_ID = "imageflow_claim_id"
 LEASE_UNTIL = "imageflow_lease_until"  # epoch seconds; a claim past it may be taken over
