@@ -28,7 +28,8 @@ import redis
 from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 
 from benchmarks.harness import Measurement
-from benchmarks.throughput import ROOT, _cpu_of
+from benchmarks.throughput import ROOT, cpu_of
+from imageflow_dagster.local.moto_process import running_moto
 from imageflow_dagster.local.services import log_tail, running_postgres, running_redis
 from imageflow_dagster.local.stack import stop_processes
 
@@ -113,19 +114,10 @@ def _dagster_home(home: Path) -> Path:
 def _moto_s3() -> Iterator[dict[str, str]]:
     """The compute log manager's bucket, in an in-process moto server; yields the AWS env pointing at it."""
     import boto3
-    from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
-               "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}
-        with mock.patch.dict(os.environ, env):
-            boto3.client("s3").create_bucket(Bucket=BUCKET)
-        yield env
-    finally:
-        server.stop()
+    with running_moto(credential="bench") as aws_env:
+        boto3.client("s3").create_bucket(Bucket=BUCKET)
+        yield aws_env
 
 
 @contextmanager
@@ -159,7 +151,7 @@ def _batch(daemon: Daemon, runs: int) -> Sample:
         daemon.noop_file.write_text(json.dumps({"batch": batch, "runs": runs}))
         return _seconds_until(lambda: count(SUBMITTED) == runs, started, daemon)
 
-    submitted_s, submit_cpu, _ = _cpu_of(submit)
+    submitted_s, submit_cpu, _ = cpu_of(submit)
     if count(LAUNCHED) > 0:
         raise RuntimeError(f"runs of batch {batch} launched while pool {POOL} had no slots: nothing held the queue")
     timings = {}
@@ -170,7 +162,7 @@ def _batch(daemon: Daemon, runs: int) -> Sample:
         timings["first"] = _seconds_until(lambda: count(LAUNCHED) > 0, opened, daemon)
         timings["last"] = _seconds_until(lambda: _all_handed_to_celery(daemon.instance, batch, runs), opened, daemon)
 
-    _, launch_cpu, _ = _cpu_of(launch)
+    _, launch_cpu, _ = cpu_of(launch)
     _check_broker(daemon, runs, in_broker_before)
     _cancel(daemon.instance, batch)
     _close_pool(daemon.instance)

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from benchmarks.harness import Measurement, timed
+from imageflow_dagster.local.moto_process import running_moto
 from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.local.services import free_port
 from imageflow_dagster.local.stack import LocalStack
@@ -82,10 +83,10 @@ def _measure(jobs: int, samples: int, launcher: str) -> Batches:
             _imageflow_batch(db, 2)  # warm-up: code servers loaded, first runs done
             _noop_batch(instance, noop_file, 2)
             for _ in range(samples):
-                seconds, cpu, _ = _cpu_of(lambda: _noop_batch(instance, noop_file, jobs))
+                seconds, cpu, _ = cpu_of(lambda: _noop_batch(instance, noop_file, jobs))
                 batches.floor.append(seconds)
                 batches.floor_cpu.append(cpu / jobs)
-                seconds, cpu, busy = _cpu_of(lambda: _imageflow_batch(db, jobs))
+                seconds, cpu, busy = cpu_of(lambda: _imageflow_batch(db, jobs))
                 batches.ours.append(seconds)
                 batches.ours_cpu.append(cpu / jobs)
                 batches.ours_busy.append(busy)
@@ -185,7 +186,7 @@ def _report(jobs: int, batches: Batches, launcher: str, met: bool) -> list[Measu
     ] if batches.pss_per_job else [])
 
 
-def _cpu_of(action) -> tuple[float, float, float]:
+def cpu_of(action) -> tuple[float, float, float]:
     """(wall seconds, CPU-seconds used by the whole machine, share of the cores busy) while `action` runs."""
     before, started = _cpu_ticks(), time.perf_counter()
     action()
@@ -236,31 +237,25 @@ def _wait(condition, timeout_s: float) -> None:
 
 def sensor_tick(smoke: bool) -> list[Measurement]:
     """One tick of processing_jobs_sensor with 10,000 jobs in the table, 500 of them `processing`."""
-    from moto.server import ThreadedMotoServer
-
     from imageflow_dagster import sensors
     from imageflow_dagster.bootstrap import bootstrap
     from imageflow_dagster.definitions import defs
 
     total, waiting, samples = (200, 20, 1) if smoke else (10_000, 500, 5)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    os.environ.update(AWS_ENDPOINT_URL=f"http://{host}:{port}", AWS_ACCESS_KEY_ID="b", AWS_SECRET_ACCESS_KEY="b")
-    settings = Settings.from_env()
-    bootstrap(settings)
-    db = build_resources(settings)["dynamodb"]
-    template = submit_job(db, workflow=WORKFLOW, answers={"name": "Ada"})
-    client = db.get_client()
-    with_items = _fill_jobs(client, settings, template, total, waiting)
-    ticks, reads = [], []
-    for _ in range(samples):
-        with dg.instance_for_test() as instance:
-            context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                              resources={"dynamodb": db})
-            _reset_claims(client, settings, with_items)
-            ticks.append(timed(lambda: reads.append(len(sensors.processing_jobs_sensor.evaluate_tick(context).run_requests))))
-    moto.stop()
+    with running_moto(credential="b"):
+        settings = Settings.from_env()
+        bootstrap(settings)
+        db = build_resources(settings)["dynamodb"]
+        template = submit_job(db, workflow=WORKFLOW, answers={"name": "Ada"})
+        client = db.get_client()
+        with_items = _fill_jobs(client, settings, template, total, waiting)
+        ticks, reads = [], []
+        for _ in range(samples):
+            with dg.instance_for_test() as instance:
+                context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+                                                  resources={"dynamodb": db})
+                _reset_claims(client, settings, with_items)
+                ticks.append(timed(lambda: reads.append(len(sensors.processing_jobs_sensor.evaluate_tick(context).run_requests))))
     return [
         Measurement(f"6. sensor tick, {total} jobs in the table, {waiting} processing", "well under the 60 s tick limit", ticks,
                     extra={"note": f"each tick reads at most {sensors.MAX_ITEMS_PER_TICK} jobs from the status GSI and requests "

@@ -12,7 +12,6 @@ from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.flow.job_queue import QueueCursor, advance, waiting_jobs
 from imageflow_dagster.flow.job_store import (
     CLAIM_ID,
-    CLAIM_TAG,
     CLAIMED_AT,
     LEASE_UNTIL,
     claim_job,
@@ -24,7 +23,7 @@ from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.run_tags import job_tags
+from imageflow_dagster.run_tags import CLAIM_TAG, job_tags
 from imageflow_dagster.settings import Settings
 
 WILL_RETRY_TAG = "dagster/will_retry"

@@ -11,11 +11,10 @@ from dataclasses import dataclass
 import boto3
 import dagster as dg
 import pytest
-from moto.server import ThreadedMotoServer
 
 from imageflow_dagster.assets import all_assets
 from imageflow_dagster.bootstrap import bootstrap
-from imageflow_dagster.local.moto_atomic import serialize_dynamodb_requests
+from imageflow_dagster.local.moto_process import running_moto
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
 from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.partitions import jobs_partitions
@@ -31,30 +30,9 @@ REGION = "us-east-1"
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    serialize_dynamodb_requests()  # conditional writes atomic, as in DynamoDB (moto_atomic.py)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    saved = {k: os.environ.get(k) for k in _AWS_ENV}
-    os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_REGION=REGION,
-        AWS_DEFAULT_REGION=REGION,
-    )
-    os.environ.pop("OPENAI_API_KEY", None)
-    yield endpoint
-    server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
-_AWS_ENV = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION")
+    with running_moto(region=REGION) as aws_env:
+        os.environ.pop("OPENAI_API_KEY", None)  # no test may reach the real OpenAI (restored at the end)
+        yield aws_env["AWS_ENDPOINT_URL"]
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,9 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIM_TAG, CLAIMED_AT, LEASE_UNTIL
+from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIMED_AT, LEASE_UNTIL
 from imageflow_dagster.ids import iso_from_epoch
+from imageflow_dagster.run_tags import CLAIM_TAG
 from imageflow_dagster.sensors import WILL_RETRY_TAG, job_run_failure_sensor
 from imageflow_dagster_tests.conftest import with_changes
 from imageflow_dagster_tests.test_sensor import WORKFLOW, requested, tick

@@ -9,10 +9,11 @@ from dagster._core.events import DagsterEventType
 
 from imageflow_dagster import sensors
 from imageflow_dagster.definitions import defs
-from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIM_TAG, mark_completed
+from imageflow_dagster.flow.job_store import CLAIM_ID, mark_completed
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.retention import partition_retention_job
+from imageflow_dagster.run_tags import CLAIM_TAG
 from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
 from imageflow_dagster_tests.conftest import with_changes
 from imageflow_dagster_tests.workflows import single_image_workflow

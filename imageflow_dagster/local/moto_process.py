@@ -14,6 +14,9 @@ import pickle
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from unittest import mock
 
 from moto.backends import get_backend
 from moto.server import ThreadedMotoServer
@@ -21,6 +24,26 @@ from moto.server import ThreadedMotoServer
 from imageflow_dagster.local.moto_atomic import serialize_dynamodb_requests
 
 SERVICES = ("dynamodb", "s3")
+
+
+@contextmanager
+def running_moto(credential: str = "testing", region: str = "us-east-1") -> Iterator[dict[str, str]]:
+    """moto over HTTP inside this process for as long as the block lasts (tests, benchmarks), with DynamoDB's
+    conditional writes atomic as in AWS. os.environ points boto3 at it until the block ends; yields those
+    variables for child processes."""
+    serialize_dynamodb_requests()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    aws_env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": credential,
+        "AWS_SECRET_ACCESS_KEY": credential, "AWS_REGION": region, "AWS_DEFAULT_REGION": region,
+    }
+    try:
+        with mock.patch.dict(os.environ, aws_env):
+            yield aws_env
+    finally:
+        server.stop()
 
 
 def load_state(path: str) -> bool:
