@@ -30,7 +30,13 @@ from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 from benchmarks.harness import Measurement
 from benchmarks.throughput import ROOT, cpu_of
 from imageflow_dagster.local.moto_process import running_moto
-from imageflow_dagster.local.services import log_tail, running_postgres, running_redis
+from imageflow_dagster.local.services import (
+    celery_env,
+    dagster_postgres_url,
+    log_tail,
+    running_postgres,
+    running_redis,
+)
 from imageflow_dagster.local.stack import stop_processes
 
 DEPLOY_YAML = ROOT / "deploy" / "dagster.yaml"
@@ -85,10 +91,8 @@ def _production_daemon() -> Iterator[Daemon]:
         env = {
             **aws_env,
             "DAGSTER_HOME": str(_dagster_home(home)),
-            # psycopg2 named: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3 (see deploy/dagster.yaml).
-            "DAGSTER_POSTGRES_URL": postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
-            "IMAGEFLOW_CELERY_BROKER_URL": redis_url,  # db 0
-            "IMAGEFLOW_CELERY_BACKEND_URL": redis_url.rsplit("/", 1)[0] + "/1",
+            "DAGSTER_POSTGRES_URL": dagster_postgres_url(postgres_url),
+            **celery_env(redis_url),
             "ARTIFACTS_BUCKET": BUCKET,
             "IMAGEFLOW_BENCH_NOOP_FILE": str(home / "noop.json"),
             "IMAGEFLOW_BENCH_NOOP_POOL": POOL,

@@ -3,13 +3,14 @@ of as many do-nothing runs through the same daemon. Case 6: one sensor tick over
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import dagster as dg
 from benchmarks.harness import Measurement, timed
 from imageflow_dagster.local.moto_process import running_moto
 from imageflow_dagster.local.openai_control import OpenAIServerControl
-from imageflow_dagster.local.services import free_port
+from imageflow_dagster.local.services import celery_env, running_redis
 from imageflow_dagster.local.stack import LocalStack
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
@@ -68,14 +69,13 @@ class Batches:
 
 def _measure(jobs: int, samples: int, launcher: str) -> Batches:
     batches = Batches(jobs)
-    with tempfile.TemporaryDirectory() as home:
+    with tempfile.TemporaryDirectory() as home, _celery_broker(launcher) as broker:
         os.environ["IMAGEFLOW_SENSOR_INTERVAL_S"] = "1"
         noop_file = Path(home) / "noop.json"
-        with LocalStack(Path(home) / "stack", fixed_ports=False, persist=False, launcher=launcher) as stack:
-            env = {**stack.env, "IMAGEFLOW_BENCH_NOOP_FILE": str(noop_file)}
+        with LocalStack(Path(home) / "stack", fixed_ports=False, persist=False, launcher=launcher, env=broker) as stack:
             if launcher == "celery":
-                env.update(celery_fleet(stack, Path(home), workers=1, concurrency=RUNS_AT_ONCE))
-            os.environ.update(env)
+                celery_workers(stack, Path(home), workers=1, concurrency=RUNS_AT_ONCE)
+            os.environ.update({**stack.env, "IMAGEFLOW_BENCH_NOOP_FILE": str(noop_file)})
             workspace = _workspace(Path(home))
             stack.spawn([str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(workspace)])
             instance = dg.DagsterInstance.from_config(stack.env["DAGSTER_HOME"])
@@ -143,24 +143,22 @@ def _stack_pss(stack: LocalStack) -> float:
     return sum(pss_kb.get(pid, 0) for pid in ours) / 1024
 
 
-def celery_fleet(stack: LocalStack, home: Path, workers: int, concurrency: int) -> dict[str, str]:
-    """A throwaway redis-server and `workers` x `imageflow worker`, stopped with the stack; returns their env."""
-    port = free_port()
-    stack.spawn(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                stdout=subprocess.DEVNULL)
-    env = {"IMAGEFLOW_CELERY_BROKER_URL": f"redis://127.0.0.1:{port}/0",
-           "IMAGEFLOW_CELERY_BACKEND_URL": f"redis://127.0.0.1:{port}/1"}
-    _wait(lambda: _answers(port), 30)
+@contextmanager
+def _celery_broker(launcher: str) -> Iterator[dict[str, str]]:
+    """A throwaway Redis as the Celery launcher's broker and result backend; nothing for the other launchers."""
+    if launcher != "celery":
+        yield {}
+        return
+    with running_redis() as redis_url:
+        yield celery_env(redis_url)
+
+
+def celery_workers(stack: LocalStack, home: Path, workers: int, concurrency: int) -> None:
+    """`workers` x `imageflow worker` on the stack's broker, stopped with the stack."""
     for n in range(workers):
         stack.spawn([str(Path(sys.executable).parent / "imageflow"), "worker", f"--concurrency={concurrency}",
-                     f"--name=bench{n}@%h"], env={**env, "PYTHONPATH": str(ROOT)}, cwd=home,
+                     f"--name=bench{n}@%h"], env={"PYTHONPATH": str(ROOT)}, cwd=home,
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return env
-
-
-def _answers(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _report(jobs: int, batches: Batches, launcher: str, met: bool) -> list[Measurement]:

@@ -23,7 +23,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from imageflow_dagster.local.services import create_database, free_port
+from imageflow_dagster.local.services import celery_env, create_database, dagster_postgres_url, free_port
 from imageflow_dagster.local.stack import wait_for_http
 from imageflow_dagster.run_workers.celery_worker import celery_app
 from imageflow_dagster.submit import submit_job
@@ -62,12 +62,12 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
         assert instance_yaml.count(shipped) == 1
         instance_yaml = instance_yaml.replace(shipped, shorter)
     (home / "dagster.yaml").write_text(instance_yaml)
-    redis_base = redis_url.rsplit("/", 1)[0]
+    celery = celery_env(redis_url, first_db=2)
     test_services = {
         "postgresql+psycopg2://dagster:dagster@postgres:5432/dagster":
-            f"{postgres_url.rsplit('/', 1)[0]}/{database}".replace("postgresql://", "postgresql+psycopg2://", 1),
-        "redis://redis:6379/0": f"{redis_base}/2",
-        "redis://redis:6379/1": f"{redis_base}/3",
+            dagster_postgres_url(f"{postgres_url.rsplit('/', 1)[0]}/{database}"),
+        "redis://redis:6379/0": celery["IMAGEFLOW_CELERY_BROKER_URL"],
+        "redis://redis:6379/1": celery["IMAGEFLOW_CELERY_BACKEND_URL"],
     }
     shell = {  # what the operator exports before `docker compose up`
         "OPENAI_API_KEY": "sk-fleet-test",
@@ -130,17 +130,15 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         tasks = celery_app(env["IMAGEFLOW_CELERY_BROKER_URL"], env["IMAGEFLOW_CELERY_BACKEND_URL"])
-        on_worker_a = lambda *statuses: [  # noqa: E731
-            run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(statuses)))
-            if _celery_worker(tasks, run) == f"worker-1@{socket.gethostname()}"
-        ]
-        held = wait_until(lambda: on_worker_a(dg.DagsterRunStatus.STARTED), 180, "a run executing on worker-1")
+        doomed_name = f"worker-1@{socket.gethostname()}"
+        on_doomed = lambda status: _runs_on(instance, tasks, doomed_name, status)  # noqa: E731
+        held = wait_until(lambda: on_doomed(dg.DagsterRunStatus.STARTED), 180, "a run executing on worker-1")
         _kill_group(doomed)
         hit = [r.dagster_run.run_id for r in instance.get_run_records(filters=dg.RunsFilter(run_ids=held))
                if r.end_time is None]
         assert hit, "every run of worker-1 ended before the kill"
         # Runs worker-1 had taken but not yet started, if the kill caught one: they fail on the start timeout.
-        hit += on_worker_a(dg.DagsterRunStatus.STARTING)
+        hit += on_doomed(dg.DagsterRunStatus.STARTING)
 
         status = lambda job: db.get_item(db.jobs_table, {"job_id": job.job_id})["status"]  # noqa: E731
         try:
@@ -210,6 +208,12 @@ def _runs_in_webserver(port: int) -> dict[str, str]:
     with urllib.request.urlopen(request, timeout=30) as response:
         runs = json.loads(response.read())["data"]["runsOrError"]["results"]
     return {run["runId"]: run["status"] for run in runs}
+
+
+def _runs_on(instance: dg.DagsterInstance, tasks, worker: str, status: dg.DagsterRunStatus) -> list[str]:
+    """The ids of the runs in `status` whose Celery task `worker` took."""
+    runs = instance.get_runs(filters=dg.RunsFilter(statuses=[status]))
+    return [run.run_id for run in runs if _celery_worker(tasks, run) == worker]
 
 
 def _celery_worker(tasks, run: dg.DagsterRun) -> str | None:

@@ -27,6 +27,7 @@ from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from imageflow_dagster.assets import all_assets
+from imageflow_dagster.local.services import celery_env, dagster_postgres_url
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.submit import submit_job
 from imageflow_dagster_tests.conftest import DEFAULT_ANSWERS
@@ -46,13 +47,10 @@ def production_instance(tmp_path, monkeypatch, postgres_url, redis_url, settings
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
-    base = redis_url.rsplit("/", 1)[0]
     env = {
         "DAGSTER_HOME": str(home),
-        # psycopg2 named, as deploy/README.md says: SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3.
-        "DAGSTER_POSTGRES_URL": postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1),
-        "IMAGEFLOW_CELERY_BROKER_URL": f"{base}/0",
-        "IMAGEFLOW_CELERY_BACKEND_URL": f"{base}/1",
+        "DAGSTER_POSTGRES_URL": dagster_postgres_url(postgres_url),
+        **celery_env(redis_url),
         "ARTIFACTS_BUCKET": settings.bucket,
     }
     for key, value in env.items():

@@ -16,13 +16,13 @@ from imageflow_dagster_tests.test_e2e_daemon import WORKSPACE, wait_until
 from imageflow_dagster_tests.workflows import single_image_workflow
 
 pytestmark = pytest.mark.e2e
-JOBS, IMAGES_PER_JOB, LATENCY_S = 12, 4, 2.0
+JOBS, IMAGES_PER_JOB, IMAGES_PER_MINUTE, LATENCY_S = 12, 4, 30, 2.0
 
 
-def run_burst(local_stack, per_minute: int, spent_elsewhere: int = 0) -> tuple[list[str], OpenAIServerControl]:
+def run_burst(local_stack, spent_elsewhere: int = 0) -> tuple[list[str], OpenAIServerControl]:
     stack = local_stack()
     server = OpenAIServerControl(stack.env["OPENAI_BASE_URL"])
-    server.configure(images_per_minute=per_minute, image_latency_s=0.0)  # a full bucket, other work served at once
+    server.configure(images_per_minute=IMAGES_PER_MINUTE, image_latency_s=0.0)  # a full bucket, other work served at once
     spend_images(stack.env["OPENAI_BASE_URL"], spent_elsewhere)
     server.configure(image_latency_s=LATENCY_S)
     db = build_resources(Settings.from_env())["dynamodb"]
@@ -52,7 +52,7 @@ def image_calls(server: OpenAIServerControl) -> tuple[list[dict], list[dict]]:
 def test_burst_completes_when_the_limit_is_unknown(local_stack):
     # 20 of the minute's 30 images are spent elsewhere just before the burst, which asks for about twice the
     # 0.5 image/s the bucket refills: it meets the limit within its first runs.
-    _, server = run_burst(local_stack, per_minute=30, spent_elsewhere=20)
+    _, server = run_burst(local_stack, spent_elsewhere=20)
     served, refused = image_calls(server)
     assert len(served) == JOBS * IMAGES_PER_JOB + 20
     assert refused, "the server never refused: the burst did not reach the limit"
@@ -60,8 +60,8 @@ def test_burst_completes_when_the_limit_is_unknown(local_stack):
 
 
 def test_burst_with_the_limit_configured_stays_near_the_limit(local_stack, monkeypatch):
-    monkeypatch.setenv("IMAGEFLOW_IMAGES_PER_MINUTE", "30")
-    _, server = run_burst(local_stack, per_minute=30)
+    monkeypatch.setenv("IMAGEFLOW_IMAGES_PER_MINUTE", str(IMAGES_PER_MINUTE))
+    _, server = run_burst(local_stack)
     served, refused = image_calls(server)
     assert len(served) == JOBS * IMAGES_PER_JOB
     assert len(refused) <= 0.1 * (len(served) + len(refused))

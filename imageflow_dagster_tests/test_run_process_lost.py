@@ -15,6 +15,7 @@ import dagster as dg
 import pytest
 
 from imageflow_dagster.local.openai_control import OpenAIServerControl
+from imageflow_dagster.local.services import celery_env
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
@@ -68,8 +69,7 @@ def stack(request, local_stack):
     if request.param == "default":
         stack = local_stack(image_latency_s=6.0)
     else:
-        redis_base = request.getfixturevalue("redis_url").rsplit("/", 1)[0]
-        broker = {"IMAGEFLOW_CELERY_BROKER_URL": f"{redis_base}/4", "IMAGEFLOW_CELERY_BACKEND_URL": f"{redis_base}/5"}
+        broker = celery_env(request.getfixturevalue("redis_url"), first_db=4)
         stack = local_stack(image_latency_s=6.0, launcher="celery", env=broker)
         stack.spawn([str(BIN / "imageflow"), "worker", "--concurrency=2", "--name=lost@%h"], cwd=stack.home)
     stack.spawn([str(BIN / "dagster-daemon"), "run", "-w", str(WORKSPACE)])
