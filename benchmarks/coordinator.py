@@ -32,7 +32,6 @@ from benchmarks.throughput import ROOT, cpu_of
 from imageflow_dagster.local.moto_process import running_moto
 from imageflow_dagster.local.services import (
     celery_env,
-    dagster_postgres_url,
     log_tail,
     running_postgres,
     running_redis,
@@ -91,7 +90,7 @@ def _production_daemon() -> Iterator[Daemon]:
         env = {
             **aws_env,
             "DAGSTER_HOME": str(_dagster_home(home)),
-            "DAGSTER_POSTGRES_URL": dagster_postgres_url(postgres_url),
+            "DAGSTER_POSTGRES_URL": postgres_url,
             **celery_env(redis_url),
             "ARTIFACTS_BUCKET": BUCKET,
             "IMAGEFLOW_BENCH_NOOP_FILE": str(home / "noop.json"),

@@ -2,7 +2,7 @@ import dagster as dg
 
 from imageflow_dagster.assets import all_assets
 from imageflow_dagster.jobs import image_generation_job
-from imageflow_dagster.resources import build_resources
+from imageflow_dagster.resources import deployed_resources
 from imageflow_dagster.retention import partition_retention_job, partition_retention_schedule
 from imageflow_dagster.sensors import job_run_canceled_sensor, job_run_failure_sensor, processing_jobs_sensor
 from imageflow_dagster.settings import Settings
@@ -12,5 +12,5 @@ defs = dg.Definitions(
     jobs=[image_generation_job, partition_retention_job],
     sensors=[processing_jobs_sensor, job_run_failure_sensor, job_run_canceled_sensor],
     schedules=[partition_retention_schedule],
-    resources=build_resources(Settings.from_env()),
+    resources=deployed_resources(Settings.from_env()),
 )

@@ -23,7 +23,7 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from imageflow_dagster.local.services import celery_env, create_database, dagster_postgres_url, free_port
+from imageflow_dagster.local.services import celery_env, create_database, free_port
 from imageflow_dagster.local.stack import wait_for_http
 from imageflow_dagster.run_workers.celery_worker import celery_app
 from imageflow_dagster.submit import submit_job
@@ -64,8 +64,7 @@ def fleet(tmp_path, monkeypatch, postgres_url, redis_url, settings, openai_serve
     (home / "dagster.yaml").write_text(instance_yaml)
     celery = celery_env(redis_url, first_db=2)
     test_services = {
-        "postgresql+psycopg2://dagster:dagster@postgres:5432/dagster":
-            dagster_postgres_url(f"{postgres_url.rsplit('/', 1)[0]}/{database}"),
+        "postgresql://dagster:dagster@postgres:5432/dagster": f"{postgres_url.rsplit('/', 1)[0]}/{database}",
         "redis://redis:6379/0": celery["IMAGEFLOW_CELERY_BROKER_URL"],
         "redis://redis:6379/1": celery["IMAGEFLOW_CELERY_BACKEND_URL"],
     }
@@ -177,7 +176,7 @@ def test_a_worker_lost_mid_run_loses_no_job_and_duplicates_nothing(fleet, db, se
     assert webserver.poll() is None
 
     # The runs are rows in the fleet's Postgres database; DAGSTER_HOME holds only the instance file.
-    with psycopg2.connect(env["DAGSTER_POSTGRES_URL"].replace("+psycopg2", "")) as connection:
+    with psycopg2.connect(env["DAGSTER_POSTGRES_URL"]) as connection:
         with connection.cursor() as cursor:
             cursor.execute("SELECT run_id, status FROM runs WHERE pipeline_name = 'image_generation_job'")
             assert dict(cursor.fetchall()) == {run_id: run.status.value for run_id, run in runs.items()}

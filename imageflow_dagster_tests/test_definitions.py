@@ -4,6 +4,7 @@ defs` is in test_dg.py)."""
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from imageflow_dagster.definitions import defs
 
@@ -39,3 +40,21 @@ def test_checks_are_evaluated_per_job():
         "every_planned_image_stored": "jobs",
         "every_workflow_step_recorded": "jobs",
     }
+
+
+def test_no_resource_is_settable_from_run_config():
+    """The Launchpad's run config may choose how a run replays, never where it sends a key or writes: Dagster's
+    config check refuses every resource field, the OpenAI endpoint and key, AWS endpoints, tables and the IO
+    manager's directory alike."""
+    job = defs.resolve_job_def("image_generation_job")
+    per_run = {"ops": {"process_job": {"config": {"replay_answers": False, "rerun_steps": [1]}}}}
+    assert dg.validate_run_config(job, per_run)
+    attempts = {
+        "openai": {"base_url": "http://127.0.0.1:9/v1", "api_key": {"env": "AWS_SECRET_ACCESS_KEY"}},
+        "dynamodb": {"endpoint_url": "http://127.0.0.1:9", "jobs_table": "other"},
+        "s3": {"bucket": "other-bucket"},
+        "io_manager": {"base_dir": "/tmp/elsewhere"},
+    }
+    for key, config in attempts.items():
+        with pytest.raises(dg.DagsterInvalidConfigError, match=f"root:resources:{key}:config"):
+            dg.validate_run_config(job, {**per_run, "resources": {key: {"config": config}}})

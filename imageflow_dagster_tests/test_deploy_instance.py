@@ -9,7 +9,9 @@ Redis, and run monitoring's health check reads the task's state back from the te
 
 import base64
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -27,7 +29,7 @@ from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from imageflow_dagster.assets import all_assets
-from imageflow_dagster.local.services import celery_env, dagster_postgres_url
+from imageflow_dagster.local.services import celery_env
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.submit import submit_job
 from imageflow_dagster_tests.conftest import DEFAULT_ANSWERS
@@ -49,7 +51,7 @@ def production_instance(tmp_path, monkeypatch, postgres_url, redis_url, settings
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
     env = {
         "DAGSTER_HOME": str(home),
-        "DAGSTER_POSTGRES_URL": dagster_postgres_url(postgres_url),
+        "DAGSTER_POSTGRES_URL": postgres_url,  # bare postgresql://, as Dagster's docs and RDS write it
         **celery_env(redis_url),
         "ARTIFACTS_BUCKET": settings.bucket,
     }
@@ -64,11 +66,11 @@ def test_deploy_instance_runs_a_job_on_postgres_with_logs_in_s3(
 ):
     instance, home, env = production_instance
 
-    # Storage: every store is dagster-postgres's, on the test cluster.
+    # Storage: every store is dagster-postgres's, on the test cluster, through the psycopg2 driver.
     assert isinstance(instance.run_storage, PostgresRunStorage)
     assert isinstance(instance.event_log_storage, PostgresEventLogStorage)
     assert isinstance(instance.schedule_storage, PostgresScheduleStorage)
-    assert instance.run_storage.postgres_url == env["DAGSTER_POSTGRES_URL"]
+    assert instance.run_storage.postgres_url == postgres_url.replace("postgresql://", "postgresql+psycopg2://")
 
     # Launcher: dagster-celery's, with its broker and result backend on the test Redis.
     launcher = instance.run_launcher
@@ -171,3 +173,44 @@ def test_deploy_instance_refuses_to_load_without_its_env_vars(production_instanc
             with pytest.raises(dg.DagsterInvalidConfigError, match=name):
                 with dg.DagsterInstance.from_config(str(home)) as instance:
                     instance.run_launcher, instance.compute_log_manager  # both load lazily
+
+
+@pytest.mark.parametrize("scheme", ["postgres", "postgresql+psycopg2"])
+def test_deploy_instance_takes_the_url_as_users_write_it(production_instance, postgres_url, scheme, monkeypatch):
+    """Heroku's and secret stores' `postgres://` and SQLAlchemy's driver-named form reach the same database."""
+    _, home, _ = production_instance
+    monkeypatch.setenv("DAGSTER_POSTGRES_URL", postgres_url.replace("postgresql", scheme, 1))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_storage.postgres_url.startswith("postgresql+psycopg2://")
+        assert instance.get_runs_count() >= 0  # a real query on the test cluster
+
+
+CLOSED_PORT = "127.0.0.1:9"  # discard: nothing listens there
+UNUSABLE_URLS = {
+    f"mysql://dagster:pw-not-shown@{CLOSED_PORT}/dagster":
+        "imageflow: DAGSTER_POSTGRES_URL must be a PostgreSQL URL such as postgresql://user:password@host:5432/dagster;"
+        " it is a 'mysql' URL",
+    f"postgresql://dagster:pw-not-shown@{CLOSED_PORT}/dagster":
+        f"imageflow: cannot reach Dagster's Postgres at {CLOSED_PORT}/dagster (DAGSTER_POSTGRES_URL): connection to"
+        ' server at "127.0.0.1", port 9 failed: Connection refused',
+}
+
+
+def test_daemon_and_worker_with_unusable_storage_exit_with_one_line(production_instance):
+    """A URL that is not PostgreSQL, or a server that cannot be reached: the daemon and a Celery worker each end
+    non-zero, their last line names the variable and the reason, and the password is nowhere in their output."""
+    _, home, env = production_instance
+    commands = {"daemon": ["dagster-daemon", "run", "-w", str(REPO / "workspace.yaml")],
+                "worker": ["imageflow", "worker", "--concurrency", "1"]}
+    started = {}
+    for url in UNUSABLE_URLS:
+        for name, command in commands.items():
+            started[url, name] = subprocess.Popen(
+                [str(Path(sys.executable).parent / command[0]), *command[1:]], cwd=REPO, text=True,
+                env={**os.environ, **env, "DAGSTER_POSTGRES_URL": url}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            )
+    for (url, name), process in started.items():
+        output, _ = process.communicate(timeout=90)
+        assert process.returncode != 0, (name, output)
+        assert output.strip().splitlines()[-1] == UNUSABLE_URLS[url], (name, output)
+        assert "pw-not-shown" not in output, (name, output)

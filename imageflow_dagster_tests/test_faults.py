@@ -148,7 +148,7 @@ def test_missing_table_is_named_in_the_run_failure(pipeline, db):
 
 
 def test_unconfigured_openai_fails_with_clear_message(pipeline, resources):
-    resources["openai"] = with_changes(resources["openai"], base_url=None, api_key=None)
+    resources["openai"] = with_changes(resources["openai"], base_url=None)
     job = pipeline.submit(single_image_workflow("Create 1 image."))
     assert not pipeline.run(job.job_id).success
     row = pipeline.job(job.job_id)
@@ -160,8 +160,7 @@ CANARY = "sk-imageflow-canary-7f3a9c1e5b"
 
 
 def test_api_key_appears_nowhere(tmp_path, resources, db, s3_client, settings, openai_server, monkeypatch, capfd):
-    monkeypatch.setenv("OPENAI_API_KEY", CANARY)
-    resources["openai"] = with_changes(resources["openai"], api_key=dg.EnvVar("OPENAI_API_KEY"))
+    monkeypatch.setenv("OPENAI_API_KEY", CANARY)  # read by the resource when it builds its client
     storage = tmp_path / "dagster_home"
     storage.mkdir()
     with dg.instance_for_test(temp_dir=str(storage)) as instance:

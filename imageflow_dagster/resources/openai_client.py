@@ -6,6 +6,7 @@ our own. Retries are decided in one place, `openai_retry.CallPolicy`; the SDK's 
 """
 
 import logging
+import os
 import re
 import threading
 import time
@@ -95,11 +96,13 @@ def today_utc():
 
 
 class OpenAIResource(dg.ConfigurableResource):
-    """Set `api_key` for the real API, or `base_url` for an OpenAI-compatible server such as `imageflow
-    local-openai`. With neither, every call fails with a clear message: there is no silent fallback."""
+    """OPENAI_API_KEY for the real API, or `base_url` (OPENAI_BASE_URL) for an OpenAI-compatible server such as
+    `imageflow local-openai`. With neither, every call fails with a clear message: there is no silent fallback.
+
+    The key is no field: it is read from the process environment when the client is built, so no config, run
+    config or UI page ever holds it."""
 
     budget: OpenAIRateBudget
-    api_key: str | None = None
     base_url: str | None = None
     timeout_s: float = 600.0
     max_retries: int = 2
@@ -120,13 +123,14 @@ class OpenAIResource(dg.ConfigurableResource):
             return self._client
 
     def _build_client(self) -> openai.OpenAI:
-        if not self.api_key and not self.base_url:
+        api_key = os.getenv("OPENAI_API_KEY")
+        if not api_key and not self.base_url:
             raise OpenAINotConfigured(
                 "OpenAI is not configured: set OPENAI_API_KEY for the OpenAI API, or OPENAI_BASE_URL for an "
                 "OpenAI-compatible server (for example `imageflow local-openai`)."
             )
         # An OpenAI-compatible server without auth still needs a non-empty key for the SDK.
-        key = self.api_key or "no-key-needed-for-local-server"
+        key = api_key or "no-key-needed-for-local-server"
         return _shared_openai_client(key, self.base_url, self.timeout_s, self.strict_response_validation)
 
     def policy(self) -> CallPolicy:

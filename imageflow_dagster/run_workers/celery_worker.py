@@ -71,10 +71,20 @@ def worker_argv(concurrency: int, queue: str, name: str | None = None, loglevel:
 def run_worker(concurrency: int, queue: str, name: str | None = None) -> int:
     broker, backend = _required("IMAGEFLOW_CELERY_BROKER_URL"), _required("IMAGEFLOW_CELERY_BACKEND_URL")
     _required("DAGSTER_HOME")  # each run opens the instance from $DAGSTER_HOME/dagster.yaml (deploy/dagster.yaml)
+    _open_instance()
     for entry in WARM_MODULES:
         _warm(entry)
     celery_app(broker, backend, queue).worker_main(worker_argv(concurrency, queue, name))
     return 0
+
+
+def _open_instance() -> None:
+    """Every run opens the instance; opening it once first means a worker whose storage is unusable exits with
+    the storage's one-line reason (imageflow_dagster/instance_storage.py) instead of taking runs it can only fail."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        instance.get_runs_count()
 
 
 def _warm(entry: str) -> None:
