@@ -1,4 +1,8 @@
-"""Create the seed's tables and bucket (idempotently), plus the jobs status index imageflow's sensor queries."""
+"""Create the seed's tables and bucket (idempotently), plus the jobs status index imageflow's sensor queries.
+
+The bucket policy is written only when asked (`public_images`): a deployed bucket's policy holds statements
+of its own (SSL only, CloudFront's access) that a rewrite would lose, so our one statement is merged into it.
+"""
 
 import json
 from dataclasses import dataclass, field
@@ -9,6 +13,7 @@ from imageflow_dagster.resources.aws import make_client
 from imageflow_dagster.settings import Settings
 
 PUBLIC_IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "gif", "webp", "svg")
+PUBLIC_READ_SID = "ImageflowPublicReadImages"
 
 
 @dataclass
@@ -45,16 +50,16 @@ def table_specs(settings: Settings) -> list[TableSpec]:
     ]
 
 
-def bootstrap(settings: Settings, public_images: bool | None = None) -> list[str]:
-    """Create what is missing and return what was done. Public image reads are granted by bucket policy (as
-    the seed's CDK does) when `public_images`, which defaults to "running against an emulator"."""
+def bootstrap(settings: Settings, public_images: bool = False) -> list[str]:
+    """Create what is missing and return what was done. With `public_images` (the local stack, whose image
+    URLs point at the emulator), anyone may read image files, as the seed's CDK grants; the bucket policy is
+    left alone otherwise, and the returned line says what the flag would add."""
     dynamodb = make_client("dynamodb", region_name=settings.region)
     s3 = make_client("s3", region_name=settings.region)
     done = [_ensure_table(dynamodb, spec) for spec in table_specs(settings)]
     done.append(_ensure_bucket(s3, settings))
-    if public_images if public_images is not None else bool(settings.aws_endpoint_url):
-        _allow_public_images(s3, settings.bucket)
-        done.append(f"bucket {settings.bucket}: public read for images")
+    policy_step = _ensure_public_images if public_images else _public_images_unasked
+    done.append(policy_step(s3, settings.bucket))
     return done
 
 
@@ -114,15 +119,58 @@ def _ensure_bucket(client, settings: Settings) -> str:
     return f"bucket {settings.bucket}: created"
 
 
-def _allow_public_images(client, bucket: str) -> None:
-    statements = [
-        {
-            "Sid": f"PublicRead{suffix.upper()}",
-            "Effect": "Allow",
-            "Principal": "*",
-            "Action": "s3:GetObject",
-            "Resource": f"arn:aws:s3:::{bucket}/*.{suffix}",
-        }
-        for suffix in PUBLIC_IMAGE_SUFFIXES
-    ]
-    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+def public_read_statement(bucket: str) -> dict:
+    """The one statement `public_images` adds: anyone may GET image files, nothing else."""
+    resources = [f"arn:aws:s3:::{bucket}/*.{suffix}" for suffix in PUBLIC_IMAGE_SUFFIXES]
+    return {
+        "Sid": PUBLIC_READ_SID,
+        "Effect": "Allow",
+        "Principal": "*",
+        "Action": "s3:GetObject",
+        "Resource": resources,
+    }
+
+
+def _ensure_public_images(client, bucket: str) -> str:
+    """Adds our statement to the bucket policy, keeping every other statement and the document's fields."""
+    policy = _bucket_policy(client, bucket)
+    ours = public_read_statement(bucket)
+    statements = _statements(policy)
+    if ours in statements:
+        return f"bucket {bucket}: bucket policy has public read for images already"
+    kept = [statement for statement in statements if statement.get("Sid") != PUBLIC_READ_SID]  # an older ours
+    document = {**(policy or {"Version": "2012-10-17"}), "Statement": [*kept, ours]}
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(document))
+    return f"bucket {bucket}: bucket policy: added {_described(ours)}, kept {len(kept)} other statement(s)"
+
+
+def _public_images_unasked(client, bucket: str) -> str:
+    """Reads the policy only to say what --public-images would change; an unreadable policy is no error."""
+    try:
+        policy = _bucket_policy(client, bucket)
+    except ClientError as exc:
+        return f"bucket {bucket}: bucket policy left as is (not read: {exc.response['Error']['Code']})"
+    ours = public_read_statement(bucket)
+    if ours in _statements(policy):
+        return f"bucket {bucket}: bucket policy has public read for images already"
+    state = "no bucket policy, none written" if policy is None else "bucket policy left as is"
+    return f"bucket {bucket}: {state}; --public-images would add {_described(ours)}"
+
+
+def _bucket_policy(client, bucket: str) -> dict | None:
+    try:
+        return json.loads(client.get_bucket_policy(Bucket=bucket)["Policy"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "NoSuchBucketPolicy":
+            return None
+        raise
+
+
+def _statements(policy: dict | None) -> list[dict]:
+    statements = (policy or {}).get("Statement", [])
+    return statements if isinstance(statements, list) else [statements]  # a single statement may be an object
+
+
+def _described(statement: dict) -> str:
+    keys = ", ".join(resource.rpartition("/")[2] for resource in statement["Resource"])
+    return f"public read (s3:GetObject for everyone) of {keys}"

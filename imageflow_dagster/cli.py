@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.set_defaults(run=_dev)
 
     boot = commands.add_parser("bootstrap", help="create the tables and the bucket if missing (idempotent)")
+    boot.add_argument(
+        "--public-images",
+        action="store_true",
+        help="let anyone read image files (*.png, *.jpg, ...): one statement added to the bucket policy, its other "
+        "statements kept (for a local emulator; without it the policy is left as is)",
+    )
     boot.set_defaults(run=_bootstrap)
 
     submit = commands.add_parser("submit", help="submit a job like the seed's API does; prints the job id")
@@ -110,8 +116,8 @@ def _local_openai(args: argparse.Namespace) -> int:
 
 
 # ---- bootstrap / submit / status
-def _bootstrap(_: argparse.Namespace) -> int:
-    for line in bootstrap(Settings.from_env()):
+def _bootstrap(args: argparse.Namespace) -> int:
+    for line in bootstrap(Settings.from_env(), public_images=args.public_images):
         print(line)
     return 0
 

@@ -27,6 +27,13 @@ def _env_number(name: str, default, parse, what: str):
         raise ValueError(f"{name} must be {what}, got {raw!r}") from exc
 
 
+def _env_positive_int(name: str, default: int) -> int:
+    value = _env_int(name, default)
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
 def _env_list(name: str, default: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in _env(name, default).split(",") if part.strip())
 
@@ -77,6 +84,8 @@ class Settings:
     # Webhook steps: hosts (names or IPs) that may resolve to private addresses, and the per-request timeout.
     webhook_allowed_hosts: tuple[str, ...] = ()
     webhook_timeout_s: float = 30.0
+    # Handoff steps: how many handoffs may lead to one job (A -> B -> A ... stops there).
+    max_handoff_depth: int = 5
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -115,4 +124,5 @@ class Settings:
             require_handoff=_env_choice("IMAGEFLOW_REQUIRE_HANDOFF", "false", ("true", "false")) == "true",
             webhook_allowed_hosts=_env_list("IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS", ""),
             webhook_timeout_s=_env_float("IMAGEFLOW_WEBHOOK_TIMEOUT_S", 30.0),
+            max_handoff_depth=_env_positive_int("IMAGEFLOW_MAX_HANDOFF_DEPTH", 5),
         )

@@ -99,10 +99,13 @@ def put_job_row(
     *,
     status: str = "processing",
     created_at: str | None = None,
+    extra: dict | None = None,
 ) -> bool:
-    """Create-only: False when a job with this id exists already, so a job is never started twice."""
+    """Create-only: False when a job with this id exists already, so a job is never started twice. `extra`
+    attributes (a handoff's depth) go in the same write."""
     now = created_at or utc_now_iso()
     item = {
+        **(extra or {}),
         "job_id": job_id,
         "tenant_id": tenant_id,
         "workflow_id": workflow_id,

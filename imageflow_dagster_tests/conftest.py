@@ -56,7 +56,7 @@ def settings(moto_endpoint: str, openai_server: LocalOpenAIServer) -> Settings:
         quota_exhausted=False,
     )
     settings = Settings.from_env()
-    bootstrap(settings)
+    bootstrap(settings, public_images=True)  # as the local stack does: image URLs are read from moto
     return settings
 
 

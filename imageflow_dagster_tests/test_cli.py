@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from imageflow_dagster import cli
+from imageflow_dagster.bootstrap import public_read_statement
 from imageflow_dagster.cli import main
 from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster_tests.test_bootstrap import seed_bucket_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -19,6 +21,21 @@ def test_bootstrap_is_idempotent(settings, capsys):
     assert main(["bootstrap"]) == 0
     output = capsys.readouterr().out
     assert f"table {settings.tables.jobs}: exists" in output and f"bucket {settings.bucket}: exists" in output
+
+
+def test_bootstrap_changes_a_bucket_policy_only_with_public_images(settings, s3_client, capsys):
+    seed = seed_bucket_policy(settings.bucket)
+    text = json.dumps(seed, indent=2)
+    s3_client.put_bucket_policy(Bucket=settings.bucket, Policy=text)
+
+    assert main(["bootstrap"]) == 0
+    assert f"bucket {settings.bucket}: bucket policy left as is; --public-images would add" in capsys.readouterr().out
+    assert s3_client.get_bucket_policy(Bucket=settings.bucket)["Policy"] == text
+
+    assert main(["bootstrap", "--public-images"]) == 0
+    assert "kept 2 other statement(s)" in capsys.readouterr().out
+    statements = json.loads(s3_client.get_bucket_policy(Bucket=settings.bucket)["Policy"])["Statement"]
+    assert statements == [*seed["Statement"], public_read_statement(settings.bucket)]
 
 
 @pytest.mark.parametrize("example", ["text_only.json", "images_only.json", "mixed_with_dependencies.json"])

@@ -1,5 +1,6 @@
 """Handoff steps end to end (moto, the local OpenAI server, the sensor): the target job's rows in the seed's format,
-the target job run to completion, no second target job on a rerun, and the refusals that fail the job."""
+the target job run to completion, no second target job on a rerun, the refusals that fail the job, and the hop
+count that stops workflows handing off to each other."""
 
 import dagster as dg
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.ids import new_id, utc_now_iso
 from imageflow_dagster.sensors import processing_jobs_sensor
+from imageflow_dagster.settings import Settings
 from imageflow_dagster.steps.handoff import SUBMISSION_DEFAULTS
 from imageflow_dagster_tests.conftest import DEFAULT_ANSWERS, read_json_object
 from imageflow_dagster_tests.workflows import text_step
@@ -33,6 +35,23 @@ def jobs_of_workflow(db, workflow_id: str) -> list[dict]:
     return [r for r in rows if r["workflow_id"]["S"] == workflow_id]
 
 
+def hand_off_to(db, workflow_id: str, target_workflow_id: str) -> None:
+    """Points the handoff step (step 2) of a stored workflow at another workflow, as the seed's UI does."""
+    row = db.get_item(db.workflows_table, {"workflow_id": workflow_id})
+    row["steps"][1]["handoff_workflow_id"] = target_workflow_id
+    db.put_item(db.workflows_table, row)
+
+
+def all_rows(db, table: str) -> list[dict]:
+    return db.get_client().scan(TableName=table)["Items"]
+
+
+def triggered_job_id(pipeline, s3_client, settings, job_id: str) -> str:
+    """The job the handoff step (step 2) of a finished job started, as its execution steps record it."""
+    steps = read_json_object(s3_client, settings.bucket, pipeline.job(job_id)["execution_steps_s3_key"])
+    return steps[2]["output"]["triggered_job_id"]
+
+
 def sensor_requests(db) -> list[dg.RunRequest]:
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
@@ -55,11 +74,16 @@ def test_a_handoff_starts_a_job_of_the_target_workflow_that_completes(pipeline, 
     assert "webhook_url" not in handoff["input"]
 
     target_job = pipeline.job(target_job_id)
-    assert {k: target_job[k] for k in ("tenant_id", "workflow_id", "status")} == {
+    assert {k: target_job[k] for k in ("tenant_id", "workflow_id", "status", "handoff_depth")} == {
         "tenant_id": job.tenant_id,
         "workflow_id": target_id,
         "status": "processing",
+        "handoff_depth": 1,  # the submitted job, as the seed's API writes it, has none: depth 0
     }
+    assert "handoff_depth" not in pipeline.job(job.job_id)
+    # The seed's job row plus the hop count, nothing else (the sensor has not claimed it: no run here).
+    seed_fields = {"job_id", "tenant_id", "workflow_id", "submission_id", "status", "created_at", "updated_at"}
+    assert set(target_job) == seed_fields | {"handoff_depth"}
     submission = db.get_item(db.submissions_table, {"submission_id": target_job["submission_id"]})
     assert (submission["job_id"], submission["workflow_id"], submission["form_id"]) == (target_job_id, target_id, "form_target")
     data = submission["submission_data"]
@@ -142,3 +166,79 @@ def test_invalid_handoff_settings_are_refused_when_the_job_loads(pipeline, opena
         f"Workflow {job.workflow_id} step 2 (Pass on) has invalid handoff settings: handoff_payload_mode:"
     )
     assert openai_server.requests() == []
+
+
+def test_workflows_handing_off_to_each_other_stop_at_the_depth_limit(
+    pipeline, db, s3_client, settings, monkeypatch
+):
+    monkeypatch.setenv("IMAGEFLOW_MAX_HANDOFF_DEPTH", "2")
+    a = pipeline.submit(handing_off("wf_placeholder"))
+    b_id = put_workflow(db, handing_off(a.workflow_id))
+    hand_off_to(db, a.workflow_id, b_id)  # A -> B -> A -> ...
+
+    chain = [a.job_id]
+    for depth in (1, 2):  # the job at the limit is still started
+        assert pipeline.run(chain[-1]).success
+        chain.append(triggered_job_id(pipeline, s3_client, settings, chain[-1]))
+        assert pipeline.job(chain[-1])["handoff_depth"] == depth
+    assert [pipeline.job(job_id)["workflow_id"] for job_id in chain] == [a.workflow_id, b_id, a.workflow_id]
+
+    assert not pipeline.run(chain[-1]).success  # its handoff would start a job at depth 3
+    row = pipeline.job(chain[-1])
+    reason = (
+        "handoff depth 3 would exceed the limit of 2 (IMAGEFLOW_MAX_HANDOFF_DEPTH): "
+        f"job {chain[-1]} was itself started by 2 handoff(s) in a row; no job started"
+    )
+    assert (row["status"], row["error_message"]) == ("failed", f"Step 2 (Pass on) failed: {reason}")
+    assert row["error_type"] == "HandoffTooDeep"
+    steps = read_json_object(s3_client, settings.bucket, row["execution_steps_s3_key"])
+    assert steps[2]["output"] == {"triggered_job_id": None, "success": False, "error": reason}
+    assert sorted(r["job_id"]["S"] for r in all_rows(db, db.jobs_table)) == sorted(chain)
+    assert len(all_rows(db, db.submissions_table)) == len(chain)
+
+
+def test_a_chain_exactly_at_the_depth_limit_completes(pipeline, db, s3_client, settings, monkeypatch):
+    monkeypatch.setenv("IMAGEFLOW_MAX_HANDOFF_DEPTH", "2")
+    last_id = put_workflow(db, TARGET)
+    middle_id = put_workflow(db, handing_off(last_id))
+    first = pipeline.submit(handing_off(middle_id))  # first -> middle -> last: the last job is at depth 2
+
+    chain = [first.job_id]
+    for _ in range(2):
+        assert pipeline.run(chain[-1]).success
+        chain.append(triggered_job_id(pipeline, s3_client, settings, chain[-1]))
+    assert pipeline.run(chain[-1]).success
+    last = pipeline.job(chain[-1])
+    assert (last["workflow_id"], last["handoff_depth"], last["status"]) == (last_id, 2, "completed")
+    assert [pipeline.job(job_id)["status"] for job_id in chain] == ["completed"] * 3
+
+
+def test_a_depth_that_is_no_count_is_refused_rather_than_read_as_0(pipeline, db):
+    target_id = put_workflow(db, TARGET)
+    job = pipeline.submit(handing_off(target_id))
+    db.update_item(db.jobs_table, {"job_id": job.job_id}, set_values={"handoff_depth": "three"})
+    assert not pipeline.run(job.job_id).success
+    row = pipeline.job(job.job_id)
+    reason = f"job {job.job_id} has an invalid handoff_depth 'three'; no job started"
+    assert row["error_message"] == f"Step 2 (Pass on) failed: {reason}"
+    assert row["error_type"] == "HandoffRefused"
+    assert jobs_of_workflow(db, target_id) == []
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "IMAGEFLOW_MAX_HANDOFF_DEPTH must be a positive integer, got 0"),
+        ("two", "IMAGEFLOW_MAX_HANDOFF_DEPTH must be an integer, got 'two'"),
+    ],
+)
+def test_a_bad_depth_limit_is_refused_when_settings_are_read(monkeypatch, value, message):
+    monkeypatch.setenv("IMAGEFLOW_MAX_HANDOFF_DEPTH", value)
+    with pytest.raises(ValueError) as raised:
+        Settings.from_env()
+    assert str(raised.value) == message
+
+
+def test_the_depth_limit_defaults_to_5(monkeypatch):
+    monkeypatch.delenv("IMAGEFLOW_MAX_HANDOFF_DEPTH", raising=False)
+    assert Settings.from_env().max_handoff_depth == 5

@@ -110,7 +110,7 @@ class LocalStack:
             self.env = self._environment()
             self._write_dagster_home()
             with _patched_environ(self.env):
-                bootstrap(Settings.from_env())
+                bootstrap(Settings.from_env(), public_images=True)  # image URLs point at moto itself
         except BaseException:
             self.stop()
             raise

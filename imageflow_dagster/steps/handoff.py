@@ -5,6 +5,10 @@ The target job is started by writing its submission and job rows in the seed's f
 so imageflow's own sensor picks it up. Its ids derive from the source job and step, and both rows are
 create-only: a rerun of the source job finds the job it started before instead of starting a second one. A
 rerun that asks this step again (`rerun_steps`) starts a new one, as the seed's step rerun does.
+
+Each job a handoff starts carries `handoff_depth`, its source's depth + 1 (a job from the seed's API has
+none: 0). Workflows that hand off to each other (A -> B -> A) would otherwise start jobs without end; a
+handoff whose job would be deeper than IMAGEFLOW_MAX_HANDOFF_DEPTH fails its step and writes nothing.
 """
 
 import time
@@ -15,9 +19,11 @@ from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.flow.planning import blocked_by, not_run
 from imageflow_dagster.ids import stable_id
 from imageflow_dagster.models import ExecutionStep
+from imageflow_dagster.models.job import Job
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.settings import Settings
 from imageflow_dagster.steps.base import StepRun, invalid_settings
 from imageflow_dagster.steps.handoff_payload import HandoffConfig, handoff_config, submission_data
 from imageflow_dagster.submit import put_job_row, put_submission_row
@@ -27,10 +33,15 @@ MARKER = "handoff_workflow_id"
 SUBMISSION_TTL_S = 90 * 24 * 3600  # the seed's webhook submissions expire after 90 days
 # What the seed's webhook endpoint puts under the incoming data.
 SUBMISSION_DEFAULTS = {"name": "Webhook Submission", "email": "webhook@example.com", "phone": ""}
+DEPTH_FIELD = "handoff_depth"  # an extra attribute of the job rows handoffs write; the seed ignores it
 
 
 class HandoffRefused(ValueError):
     """The target workflow cannot receive the job; nothing was written."""
+
+
+class HandoffTooDeep(HandoffRefused):
+    """The job would be deeper in a chain of handoffs than IMAGEFLOW_MAX_HANDOFF_DEPTH allows; no write."""
 
 
 def check(step: WorkflowStep, where: str) -> None:
@@ -52,12 +63,13 @@ def run(step_run: StepRun) -> StepPlan:
     payload = submission_data(step_run, config)
     try:
         target_name = _checked_target(step_run, config)
+        depth = target_depth(step_run.inputs.job, Settings.from_env().max_handoff_depth)
         step_run.tools.progress.say(plan.number, f"Starting workflow {target_name}...", "generating")
-        job_id = start_target_job(step_run, config, payload)
+        job_id = start_target_job(step_run, config, payload, depth)
         plan.output_text = f'Triggered lead magnet "{target_name}" (job_id={job_id})'
     except HandoffRefused as exc:
         job_id = None
-        plan.status, plan.error, plan.error_type = "failed", str(exc), "HandoffRefused"
+        plan.status, plan.error, plan.error_type = "failed", str(exc), type(exc).__name__
     step_run.tools.log.info(
         f"handoff job={step_run.job.job_id} step={plan.number} ({plan.name}) -> workflow {config.handoff_workflow_id}: "
         f"{plan.output_text or plan.error}"
@@ -67,8 +79,8 @@ def run(step_run: StepRun) -> StepPlan:
     return plan
 
 
-def start_target_job(step_run: StepRun, config: HandoffConfig, payload: dict) -> str:
-    """Writes the target's submission and job rows (create-only); returns the target job's id."""
+def start_target_job(step_run: StepRun, config: HandoffConfig, payload: dict, depth: int) -> str:
+    """Writes the target's submission and job rows (create-only), the job at `depth`; returns its id."""
     db = _db(step_run)
     source = step_run.job
     variant = step_run.tools.variant if step_run.index in step_run.tools.fresh_steps else ""
@@ -86,9 +98,31 @@ def start_target_job(step_run: StepRun, config: HandoffConfig, payload: dict) ->
     form_id = target.get("form_id")
     target_id = config.handoff_workflow_id
     put_submission_row(db, submission_id, tenant, target_id, answers, job_id, form_id=form_id, extra=submitter)
-    if not put_job_row(db, job_id, tenant, target_id, submission_id, status="processing"):
+    if not put_job_row(db, job_id, tenant, target_id, submission_id, extra={DEPTH_FIELD: depth}):
         step_run.tools.log.info(f"handoff target job {job_id} exists already (a rerun of this step); not started again")
     return job_id
+
+
+def target_depth(source: Job, limit: int) -> int:
+    """The depth of the job a handoff from `source` starts, once it is within `limit`."""
+    depth = handoff_depth(source) + 1
+    if depth > limit:
+        raise HandoffTooDeep(
+            f"handoff depth {depth} would exceed the limit of {limit} (IMAGEFLOW_MAX_HANDOFF_DEPTH): "
+            f"job {source.job_id} was itself started by {depth - 1} handoff(s) in a row; no job started"
+        )
+    return depth
+
+
+def handoff_depth(job: Job) -> int:
+    """How many handoffs in a row led to `job`; a value that is no count is refused rather than read as 0,
+    which would restart the count of a cycle."""
+    value = (job.model_extra or {}).get(DEPTH_FIELD)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise HandoffRefused(f"job {job.job_id} has an invalid {DEPTH_FIELD} {value!r}; no job started")
+    return value
 
 
 def _checked_target(step_run: StepRun, config: HandoffConfig) -> str:
