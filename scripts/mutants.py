@@ -18,6 +18,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = "imageflow_dagster_tests/"
+IAM_POLICY = "deploy/iam-policy.json"
+
+
+def policy_statement(sid: str) -> str:
+    """The text of one statement of the IAM policy (not its last one), comma included: removing it leaves valid
+    JSON, and the mutant follows the statement's content as it changes."""
+    text = (ROOT / IAM_POLICY).read_text()
+    at = text.find(f'"Sid": "{sid}"')
+    if at < 0:
+        return f"<no statement {sid}>"  # tests_fail() then reports the snippet missing
+    end = text.index("\n    },\n", at) + len("\n    },\n")
+    return text[text.rfind("    {\n", 0, at) : end]
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,13 @@ MUTANTS = [
         "        self._instance.report_run_canceling(run)\n",
         "",
         (TESTS + "test_run_process_lost.py",),
+    ),
+    Mutant(
+        "iam-policy.json does not grant the handoff's PutItem on the jobs table",
+        IAM_POLICY,
+        policy_statement("HandoffCreatesTargetJobRowsOfTheseAttributesOnly"),
+        "",
+        (TESTS + "test_iam_policy.py::test_the_policy_allows_every_product_call_and_grants_nothing_unused",),
     ),
     Mutant(
         "compose.yaml does not pass AWS_ENDPOINT_URL to its services",
