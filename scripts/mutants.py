@@ -59,7 +59,7 @@ MUTANTS = [
     Mutant(
         "placeholder instead of the configured API key",
         "imageflow_dagster/resources/openai_client.py",
-        'key = self.api_key or "no-key-needed-for-local-server"',
+        'key = api_key or "no-key-needed-for-local-server"',
         'key = "no-key-needed-for-local-server"',
         (TESTS + "test_faults.py",),
     ),
@@ -146,6 +146,13 @@ MUTANTS = [
         policy_statement("HandoffCreatesTargetJobRowsOfTheseAttributesOnly"),
         "",
         (TESTS + "test_iam_policy.py::test_the_policy_allows_every_product_call_and_grants_nothing_unused",),
+    ),
+    Mutant(
+        "the code location offers its resources unlocked (settable from run config)",
+        "imageflow_dagster/resources/__init__.py",
+        "{key: _locked(resource) for key, resource in built.items()}",
+        "{key: resource for key, resource in built.items()}",
+        (TESTS + "test_definitions.py",),
     ),
     Mutant(
         "compose.yaml does not pass AWS_ENDPOINT_URL to its services",
