@@ -1,20 +1,21 @@
-"""Where a webhook may go: http(s) targets whose every resolved address is public, unless the host is allow-listed.
+"""Where a webhook may go: http(s) targets whose every resolved address is public (address_ranges.py), unless the
+host is allow-listed.
 
 The guard resolves the host once and hands back the address it checked, so the request is sent to that address
 (see webhook_http.py) and a DNS answer that changes between the check and the connect cannot redirect it.
 """
 
-import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import httpx
 
+from imageflow_dagster.steps.address_ranges import refusal_reason
+
 ALLOW_SETTING = "IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS"
 SCHEMES = ("http", "https")
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host, port -> the addresses it resolves to (as text); injectable so tests can make a name resolve anywhere.
 Resolver = Callable[[str, int], list[str]]
 
@@ -59,23 +60,6 @@ def checked_target(url: str | httpx.URL, allowed_hosts: Iterable[str], resolve: 
                     f"host is listed in {ALLOW_SETTING}"
                 )
     return Target(url=parsed, host=host, port=port, address=addresses[0])
-
-
-def refusal_reason(address: str) -> str | None:
-    """Why `address` is not a public internet address, or None when it is."""
-    ip: IPAddress = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 reaches 127.0.0.1
-    checks = (
-        ("unspecified", ip.is_unspecified),
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("reserved", ip.is_reserved),  # before private: Python counts 240.0.0.0/4 as both
-        ("private", ip.is_private),
-        ("not a public address", not ip.is_global),
-    )
-    return next((reason for reason, hit in checks if hit), None)
 
 
 def _parsed(url: str | httpx.URL) -> httpx.URL:

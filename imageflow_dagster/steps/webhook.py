@@ -20,13 +20,13 @@ from imageflow_dagster.steps.redaction import SLACK_HOST, redacted_headers, reda
 from imageflow_dagster.steps.webhook_body import (
     StepOutput,
     WebhookBodyError,
-    WebhookConfig,
     WebhookData,
     auto_payload,
     custom_body,
     slack_message,
     to_json,
 )
+from imageflow_dagster.steps.webhook_config import WebhookConfig
 from imageflow_dagster.steps.webhook_http import Delivery, Outgoing, deliver
 
 NAME = "webhook"

@@ -1,88 +1,24 @@
-"""What a webhook step sends: its settings as the seed's step editor stores them, the seed's auto payload, custom
-body templates with the seed's variables (values JSON-escaped for JSON content types) and Slack messages."""
+"""What a webhook step sends: the seed's auto payload, custom body templates with the seed's variables (each value
+escaped for the body's content type: JSON, form-encoded or XML) and Slack messages."""
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote_plus
+from xml.sax.saxutils import escape as xml_escape
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from imageflow_dagster.steps.webhook_config import DataSelection
 
-from imageflow_dagster.models.workflow import as_int
-
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+FORM_TYPE = "application/x-www-form-urlencoded"
 SLACK_TEXT_LIMIT = 3000
 _TOKEN = re.compile(r"\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}")
 
 
 class WebhookBodyError(ValueError):
     """The step's body cannot be sent as configured."""
-
-
-class DataSelection(BaseModel):
-    include_submission: bool = True
-    include_job_info: bool = True
-    exclude_step_indices: list[int] = Field(default_factory=list)
-
-    @field_validator("exclude_step_indices", mode="before")
-    @classmethod
-    def _indices(cls, value: Any) -> list[int]:
-        return [as_int(item, "exclude_step_indices entry") for item in value or []]
-
-
-class WebhookConfig(BaseModel):
-    """The `webhook_*` fields of a workflow step."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    webhook_url: str
-    webhook_method: str = "POST"
-    webhook_headers: dict[str, str] = Field(default_factory=dict)
-    webhook_query_params: dict[str, str] = Field(default_factory=dict)
-    webhook_content_type: str = "application/json"
-    webhook_body_mode: str | None = None
-    webhook_body: str | None = None
-    webhook_data_selection: DataSelection = Field(default_factory=DataSelection)
-
-    @field_validator("webhook_method", mode="before")
-    @classmethod
-    def _method(cls, value: Any) -> str:
-        method = str(value or "POST").strip().upper()
-        if method not in METHODS:
-            raise ValueError(f"webhook_method must be one of {', '.join(METHODS)}, got {value!r}")
-        return method
-
-    @field_validator("webhook_headers", "webhook_query_params", mode="before")
-    @classmethod
-    def _text_map(cls, value: Any) -> dict[str, str]:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            raise ValueError(f"expected a map of names to values, got {type(value).__name__}")
-        return {str(k).strip(): "" if v is None else str(v) for k, v in value.items() if str(k).strip()}
-
-    @field_validator("webhook_content_type", mode="before")
-    @classmethod
-    def _content_type(cls, value: Any) -> str:
-        return str(value).strip() if value else "application/json"
-
-    @field_validator("webhook_data_selection", mode="before")
-    @classmethod
-    def _selection(cls, value: Any) -> Any:
-        return value or {}
-
-    @field_validator("webhook_body_mode", mode="after")
-    @classmethod
-    def _mode(cls, value: str | None) -> str | None:
-        if value not in (None, "", "auto", "custom"):
-            raise ValueError(f"webhook_body_mode must be auto or custom, got {value!r}")
-        return value or None
-
-    @property
-    def body_mode(self) -> str:
-        """The seed's rule: an explicit mode wins; without one, a body means custom."""
-        return self.webhook_body_mode or ("custom" if self.webhook_body else "auto")
 
 
 @dataclass(frozen=True)
@@ -151,29 +87,42 @@ def template_variables(data: WebhookData) -> dict[str, Any]:
     }
 
 
-def render_template(template: str, variables: dict[str, Any], json_escaped: bool) -> str:
-    """`{{ dotted.name }}` tokens replaced by their values (missing: empty). With `json_escaped`, a text value is
-    escaped to sit inside a JSON string, so quotes, backslashes and newlines cannot break the document."""
+def render_template(template: str, variables: dict[str, Any], content_type: str) -> str:
+    """`{{ dotted.name }}` tokens replaced by their values (missing: empty), each escaped for `content_type`, so a
+    value holding quotes, `&`, `<` or a line break cannot change the document's structure. A JSON body gets lists
+    and objects as JSON; other bodies get them as escaped JSON text."""
+    json_type = is_json_type(content_type)
+    escape = value_escaper(content_type)
 
     def value_text(match: re.Match) -> str:
         value = _lookup(variables, match.group(1))
         if isinstance(value, (dict, list)):
-            return to_json(value)
+            return to_json(value) if json_type else escape(to_json(value))
         if value is None:
             return ""
-        if isinstance(value, bool) and json_escaped:
+        if isinstance(value, bool) and json_type:
             return "true" if value else "false"
-        text = str(_plain(value))
-        return json.dumps(text, ensure_ascii=False)[1:-1] if json_escaped else text
+        return escape(str(_plain(value)))
 
     return _TOKEN.sub(value_text, template)
 
 
+def value_escaper(content_type: str) -> Callable[[str], str]:
+    """How a text value is written into a body of `content_type`; other types take it as it is."""
+    media = media_type(content_type)
+    if is_json_type(media):
+        return lambda text: json.dumps(text, ensure_ascii=False)[1:-1]  # the inside of a JSON string
+    if media == FORM_TYPE:
+        return lambda text: quote_plus(text, safe="")
+    if media in ("application/xml", "text/xml") or media.endswith("+xml"):
+        return lambda text: xml_escape(text, {'"': "&quot;", "'": "&apos;"})
+    return str
+
+
 def custom_body(template: str, data: WebhookData, content_type: str) -> tuple[Any, bytes]:
     """(what to record, bytes to send) of a custom body; a JSON content type needs a JSON document."""
-    json_type = is_json_type(content_type)
-    rendered = render_template(template, template_variables(data), json_escaped=json_type)
-    if not json_type:
+    rendered = render_template(template, template_variables(data), content_type)
+    if not is_json_type(content_type):
         return rendered, rendered.encode()
     try:
         document = json.loads(rendered)
@@ -199,8 +148,12 @@ def slack_message(data: WebhookData, step_name: str, custom: Any = None) -> dict
     return {"text": "\n".join(lines)[:SLACK_TEXT_LIMIT]}
 
 
+def media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def is_json_type(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     return media == "application/json" or media.endswith("+json")
 
 

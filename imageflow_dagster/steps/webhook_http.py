@@ -1,5 +1,6 @@
-"""Sending one webhook request: to the address the guard checked, each redirect checked again, bounded retries on
-connection errors, 429 and 5xx (Retry-After honoured up to a cap)."""
+"""Sending one webhook request: to the address the guard checked, each redirect checked again (credentials not
+carried to another origin), within one deadline (webhook_deadline.py), bounded retries on connection errors, 429
+and 5xx (Retry-After honoured up to a cap)."""
 
 import email.utils
 import time
@@ -10,8 +11,10 @@ from datetime import datetime, timezone
 import httpx
 
 from imageflow_dagster.steps.outbound import Resolver, Target, TargetRefused, checked_target, system_resolver
-from imageflow_dagster.steps.redaction import is_secret_name, redacted_url
+from imageflow_dagster.steps.redaction import is_harmless_header, redacted_url
+from imageflow_dagster.steps.webhook_deadline import Deadline, DeadlinePassed
 
+TIMEOUT_SETTING = "IMAGEFLOW_WEBHOOK_TIMEOUT_S"
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 RESPONSE_EXCERPT_CHARS = 1000
 _EXCERPT_BYTES = 4 * RESPONSE_EXCERPT_CHARS  # enough bytes for 1000 characters of UTF-8; the rest is not read
@@ -61,41 +64,60 @@ class _TooManyRedirects(Exception):
     pass
 
 
+class _NoAnswerInTime(Exception):
+    pass
+
+
 def deliver(outgoing: Outgoing, policy: WebhookPolicy) -> Delivery:
     delivery = Delivery()
-    with httpx.Client(timeout=policy.timeout_s, follow_redirects=False, trust_env=False) as client:
-        for attempt in range(policy.retries + 1):
-            delivery.attempts = attempt + 1
-            wait = policy.backoff_s * (2**attempt)
-            try:
-                delivery.status, delivery.body_excerpt, retry_after = _exchange(client, outgoing, policy)
-            except TargetRefused as exc:
-                delivery.error, delivery.refused, delivery.status = str(exc), True, None
+    for attempt in range(policy.retries + 1):
+        delivery.attempts = attempt + 1
+        wait = policy.backoff_s * (2**attempt)
+        try:
+            delivery.status, delivery.body_excerpt, retry_after = _attempt(outgoing, policy)
+        except TargetRefused as exc:
+            delivery.error, delivery.refused, delivery.status = str(exc), True, None
+            return delivery
+        except _RETRYABLE_ERRORS as exc:
+            delivery.status, delivery.error = None, f"could not connect: {_error_text(exc)}"
+        except _NoAnswerInTime:
+            # The receiver may have acted on it: sending again could deliver twice.
+            delivery.status, delivery.error = None, f"did not answer within {policy.timeout_s:g} s ({TIMEOUT_SETTING})"
+            return delivery
+        except (httpx.HTTPError, _TooManyRedirects) as exc:
+            delivery.status, delivery.error = None, _error_text(exc)
+            return delivery
+        else:
+            delivery.statuses.append(delivery.status)
+            retryable = delivery.status == 429 or delivery.status >= 500
+            delivery.error = None if 200 <= delivery.status < 300 else f"HTTP {delivery.status}"
+            if not retryable:
                 return delivery
-            except _RETRYABLE_ERRORS as exc:
-                delivery.status, delivery.error = None, f"could not connect: {_error_text(exc)}"
-            except httpx.TimeoutException:
-                # The receiver may have acted on it: sending again could deliver twice.
-                delivery.status, delivery.error = None, f"no answer within {policy.timeout_s:g} s"
-                return delivery
-            except (httpx.HTTPError, _TooManyRedirects) as exc:
-                delivery.status, delivery.error = None, _error_text(exc)
-                return delivery
-            else:
-                delivery.statuses.append(delivery.status)
-                retryable = delivery.status == 429 or delivery.status >= 500
-                delivery.error = None if 200 <= delivery.status < 300 else f"HTTP {delivery.status}"
-                if not retryable:
-                    return delivery
-                wait = min(retry_after, policy.retry_after_cap_s) if retry_after is not None else wait
-            if attempt < policy.retries:
-                policy.sleep(wait)
+            wait = min(retry_after, policy.retry_after_cap_s) if retry_after is not None else wait
+        if attempt < policy.retries:
+            policy.sleep(wait)
     if delivery.attempts > 1:
         delivery.error = f"{delivery.error} (after {delivery.attempts} attempts)"
     return delivery
 
 
-def _exchange(client: httpx.Client, outgoing: Outgoing, policy: WebhookPolicy) -> tuple[int, str, float | None]:
+def _attempt(outgoing: Outgoing, policy: WebhookPolicy) -> tuple[int, str, float | None]:
+    """One try of the request, its redirects included, within `policy.timeout_s`."""
+    with Deadline(policy.timeout_s) as deadline, httpx.Client(follow_redirects=False, trust_env=False) as client:
+        try:
+            return _exchange(client, outgoing, policy, deadline)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            raise  # nothing reached the receiver: worth another try
+        except (httpx.HTTPError, DeadlinePassed) as exc:
+            # Once the deadline has shut the connection down, whatever failed, failed for want of time.
+            if deadline.expired or isinstance(exc, (httpx.TimeoutException, DeadlinePassed)):
+                raise _NoAnswerInTime() from exc
+            raise
+
+
+def _exchange(
+    client: httpx.Client, outgoing: Outgoing, policy: WebhookPolicy, deadline: Deadline
+) -> tuple[int, str, float | None]:
     """(status, response excerpt, Retry-After seconds) of the request, following at most `max_redirects`
     redirects, each to a target the guard accepts."""
     method, url, headers, body = outgoing.method, outgoing.url, dict(outgoing.headers), outgoing.body
@@ -104,7 +126,7 @@ def _exchange(client: httpx.Client, outgoing: Outgoing, policy: WebhookPolicy) -
             target = checked_target(url, policy.allowed_hosts, policy.resolve)
         except TargetRefused as exc:
             raise TargetRefused(f"redirected to {redacted_url(url)}: {exc}" if hop else str(exc)) from exc
-        response = _send_pinned(client, target, method, headers, body)
+        response = _send_pinned(client, target, method, headers, body, deadline)
         try:
             excerpt = _excerpt(response)
         finally:
@@ -115,14 +137,18 @@ def _exchange(client: httpx.Client, outgoing: Outgoing, policy: WebhookPolicy) -
         next_url = target.url.join(location)
         if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
             method, body = "GET", None
-        if next_url.host != target.url.host:  # credentials meant for one host are not handed to another
-            headers = {name: value for name, value in headers.items() if not is_secret_name(name)}
+        if _origin(next_url) != _origin(target.url):  # credentials meant for one origin are not handed to another
+            headers = {name: value for name, value in headers.items() if is_harmless_header(name)}
         url = next_url
     raise _TooManyRedirects(f"more than {policy.max_redirects} redirects (last to {redacted_url(url)})")
 
 
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80)
+
+
 def _send_pinned(
-    client: httpx.Client, target: Target, method: str, headers: dict[str, str], body: bytes | None
+    client: httpx.Client, target: Target, method: str, headers: dict[str, str], body: bytes | None, deadline: Deadline
 ) -> httpx.Response:
     """The request sent to the checked address, with the original Host header and TLS server name, so a second
     DNS answer cannot point it elsewhere."""
@@ -133,8 +159,12 @@ def _send_pinned(
         host_header = f"[{target.host}]" if target.port == default_port else f"[{target.host}]:{target.port}"
     sent_headers = {name: value for name, value in headers.items() if name.lower() != "host"}
     sent_headers["Host"] = host_header
-    extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
-    request = client.build_request(method, pinned, headers=sent_headers, content=body, extensions=extensions)
+    extensions = {"trace": deadline.trace}
+    if target.url.scheme == "https":
+        extensions["sni_hostname"] = target.host
+    request = client.build_request(
+        method, pinned, headers=sent_headers, content=body, extensions=extensions, timeout=deadline.timeout()
+    )
     return client.send(request, stream=True)
 
 
