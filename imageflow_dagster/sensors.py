@@ -3,11 +3,13 @@ the job `failed` when its run dies outside the asset code."""
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import dagster as dg
 
+from imageflow_dagster.flow.claim_runs import WILL_RETRY_TAG, ClaimRuns
+from imageflow_dagster.flow.admission import Admission
 from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.flow.job_queue import QueueCursor, advance, waiting_jobs
 from imageflow_dagster.flow.job_store import (
@@ -16,6 +18,7 @@ from imageflow_dagster.flow.job_store import (
     LEASE_UNTIL,
     claim_job,
     mark_failed,
+    renew_lease,
 )
 from imageflow_dagster.flow.loading import load_job_inputs
 from imageflow_dagster.flow.seed_handoff import is_handed_over, step_rerun_config
@@ -23,10 +26,9 @@ from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.run_tags import CLAIM_TAG, job_tags
+from imageflow_dagster.run_tags import CLAIM_TAG, sensor_run_tags
 from imageflow_dagster.settings import Settings
 
-WILL_RETRY_TAG = "dagster/will_retry"
 SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "15"))
 # Jobs read per tick: bounds tick time (the daemon gives a tick 60 s) while thousands of jobs drain.
 MAX_ITEMS_PER_TICK = int(os.getenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "500"))
@@ -39,6 +41,7 @@ class TickPlan:
     run_requests: list[dg.RunRequest]
     failed_jobs: int = 0
     skipped: int = 0
+    claims: ClaimRuns = field(default_factory=ClaimRuns)
 
 
 @dg.sensor(
@@ -54,17 +57,19 @@ def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: Dynamo
         context.log.warning(f"no status index configured: scanning the whole {dynamodb.jobs_table} table")
     cursor = QueueCursor.parse(context.cursor)
     tick = TickPlan(run_requests=[])
+    admission = Admission(context.instance, settings)  # fair share and backpressure: flow/admission.py
     for status in settings.claim_statuses:
         batch = waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK)
-        considered = 0
-        for job in batch.jobs:
-            if len(tick.run_requests) >= settings.sensor_max_runs_per_tick:
-                break
+        tick.claims.read(context.instance, batch.jobs, UNLAUNCHED_GRACE_S)
+        turn = admission.turn(batch, cursor.held.get(status, []), tick.run_requests)
+        for job in turn:
             _consider(context, dynamodb, settings, job, tick)
-            considered += 1
-        advance(cursor, batch, considered, index)
+        advance(cursor, batch, turn.passed, index, turn.held_tenants)
     keys = list(dict.fromkeys(r.partition_key for r in tick.run_requests))
-    context.log.info(f"{len(keys)} run(s) requested, {tick.failed_jobs} bad job(s) failed, {tick.skipped} skipped")
+    context.log.info(
+        f"{len(keys)} run(s) requested, {tick.failed_jobs} bad job(s) failed, {tick.skipped} skipped, "
+        f"{admission.held} held for their tenant's share or a full run queue"
+    )
     return dg.SensorResult(
         run_requests=tick.run_requests,
         dynamic_partitions_requests=[jobs_partitions.build_add_request(keys)] if keys else [],
@@ -81,6 +86,9 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
             return
         if job.get(CLAIM_ID) and job.get(LEASE_UNTIL, 0) > time.time():
             _relaunch_if_lost(context, job, tick)
+            return
+        if job.get(CLAIM_ID) in tick.claims.alive:
+            _renew_for_its_run(db, job, tick)
             return
         claim = new_id("claim")
         try:
@@ -99,9 +107,16 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
         context.log.error(f"skipping job {job_id} this tick: {type(exc).__name__}: {exc}")
 
 
+def _renew_for_its_run(db: DynamoDBResource, job: dict, tick: TickPlan) -> None:
+    """The lease ran out while the claim's run waited in Dagster's queue (a run renews its own lease only once it
+    works): the run still owns the job, so its claim is renewed, never taken over, however short the lease."""
+    renew_lease(db, job["job_id"], job[CLAIM_ID], db.claim_lease_s)
+    tick.skipped += 1
+
+
 def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
     claim = job[CLAIM_ID]
-    if context.instance.get_runs(filters=dg.RunsFilter(tags={CLAIM_TAG: claim}), limit=1):
+    if claim in tick.claims.launched:
         tick.skipped += 1
         return
     claimed = _epoch(job.get(CLAIMED_AT))
@@ -113,7 +128,7 @@ def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
 
 
 def _run_request(job: dict, claim: str, workflow_name: str | None = None) -> dg.RunRequest:
-    tags = job_tags(job["job_id"], job.get("tenant_id", ""), job.get("workflow_id", ""), workflow_name)
+    tags = sensor_run_tags(job["job_id"], job.get("tenant_id", ""), job.get("workflow_id", ""), workflow_name)
     return dg.RunRequest(
         partition_key=job["job_id"],
         run_key=f"{job['job_id']}:{claim}",
@@ -130,8 +145,17 @@ def _epoch(iso: str | None) -> float | None:
         return None
 
 
+# Dagster's run-status sensors handle at most 5 runs per tick (DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT, read in the
+# process that evaluates them: this code's), every 30 s by default: a burst of crashed runs would leave its jobs
+# `processing` for minutes. An operator's own values win.
+RUN_STATUS_SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_RUN_STATUS_SENSOR_INTERVAL_S", "10"))
+os.environ.setdefault("DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT", "100")
+os.environ.setdefault("DAGSTER_RUN_STATUS_SENSOR_FETCH_LIMIT", "200")  # run events read per tick, any job's
+
+
 @dg.run_failure_sensor(
     monitored_jobs=[image_generation_job],
+    minimum_interval_seconds=RUN_STATUS_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Ends the job `failed` when its run failed outside the asset code (crash, timeout, killed worker).",
 )
@@ -143,6 +167,7 @@ def job_run_failure_sensor(context: dg.RunFailureSensorContext, dynamodb: Dynamo
 @dg.run_status_sensor(
     run_status=dg.DagsterRunStatus.CANCELED,
     monitored_jobs=[image_generation_job],
+    minimum_interval_seconds=RUN_STATUS_SENSOR_INTERVAL_S,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Ends the job `failed` when its run was canceled.",
 )

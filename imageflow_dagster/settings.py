@@ -3,6 +3,8 @@
 import os
 from dataclasses import dataclass, field
 
+MIN_CLAIM_LEASE_S = 10
+
 
 def _env(name: str, default: str) -> str:
     value = os.getenv(name)
@@ -31,6 +33,15 @@ def _env_positive_int(name: str, default: int) -> int:
     value = _env_int(name, default)
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
+    return value
+
+
+def _env_lease_s(name: str, default: int) -> int:
+    """A run renews its claim every third of the lease: below 10 s one slow DynamoDB write could lose the job."""
+    value = _env_int(name, default)
+    if value < MIN_CLAIM_LEASE_S:
+        why = "a run renews its claim every third of it"
+        raise ValueError(f"{name} must be at least {MIN_CLAIM_LEASE_S} seconds ({why}), got {value}")
     return value
 
 
@@ -77,6 +88,10 @@ class Settings:
     claim_statuses: tuple[str, ...] = field(default=("processing",))
     jobs_status_index: str = "gsi_status_created"
     sensor_max_runs_per_tick: int = 50
+    # Fair share and backpressure (flow/admission.py): one tenant's runs queued or running at once, and the runs
+    # waiting in Dagster's queue; the rest of the backlog waits in DynamoDB, unclaimed.
+    max_jobs_per_tenant: int = 4
+    max_queued_runs: int = 4
     claim_lease_s: int = 3600
     partition_retention_days: int = 14
     io_manager: str = "fs"
@@ -118,7 +133,9 @@ class Settings:
             # Set but empty means "this jobs table has no status index": the sensor scans instead.
             jobs_status_index=os.getenv("IMAGEFLOW_JOBS_STATUS_INDEX", "gsi_status_created"),
             sensor_max_runs_per_tick=_env_int("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", 50),
-            claim_lease_s=_env_int("IMAGEFLOW_CLAIM_LEASE_S", 3600),
+            max_jobs_per_tenant=_env_positive_int("IMAGEFLOW_MAX_JOBS_PER_TENANT", 4),
+            max_queued_runs=_env_positive_int("IMAGEFLOW_MAX_QUEUED_RUNS", 4),
+            claim_lease_s=_env_lease_s("IMAGEFLOW_CLAIM_LEASE_S", 3600),
             partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),
             io_manager=_env_choice("IMAGEFLOW_IO_MANAGER", "fs", ("fs", "s3")),
             require_handoff=_env_choice("IMAGEFLOW_REQUIRE_HANDOFF", "false", ("true", "false")) == "true",

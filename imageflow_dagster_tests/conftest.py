@@ -156,6 +156,23 @@ def local_stack(tmp_path, monkeypatch):
         stack.stop()
 
 
+def sense_run_failure(pipeline: "Pipeline", result: dg.ExecuteInProcessResult) -> None:
+    """Evaluates `job_run_failure_sensor` on the failed run of `result`, as the daemon would after the run ended."""
+    from dagster._core.events import DagsterEventType
+
+    from imageflow_dagster.sensors import job_run_failure_sensor
+
+    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
+    context = dg.build_run_status_sensor_context(
+        sensor_name=job_run_failure_sensor.name,
+        dagster_event=failure,
+        dagster_instance=pipeline.instance,
+        dagster_run=pipeline.instance.get_run_by_id(result.run_id),
+        resources={"dynamodb": pipeline.db},
+    ).for_run_failure()
+    job_run_failure_sensor(context)
+
+
 def read_json_object(s3_client, bucket: str, key: str):
     return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
 

@@ -31,7 +31,9 @@ def test_eight_runs_starting_one_unclaimed_job_at_once_have_one_winner(pipeline,
     assert [start_run(db, job_id, run, 3600) for run in runs] == [run == winner for run in runs]  # the owner may go on
 
 
-def test_two_sensors_on_two_instances_never_launch_a_job_twice(pipeline, db):
+def test_two_sensors_on_two_instances_never_launch_a_job_twice(pipeline, db, monkeypatch):
+    monkeypatch.setenv("IMAGEFLOW_MAX_JOBS_PER_TENANT", "20")  # one tenant's 20 jobs, all claimable in one tick
+    monkeypatch.setenv("IMAGEFLOW_MAX_QUEUED_RUNS", "20")
     jobs = [pipeline.submit(WORKFLOW).job_id for _ in range(20)]
     with dg.instance_for_test() as first, dg.instance_for_test() as second:
         with ThreadPoolExecutor(max_workers=2) as pool:

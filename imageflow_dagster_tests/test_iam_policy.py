@@ -26,9 +26,9 @@ from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources import s3_io_manager
 from imageflow_dagster.resources.dynamodb import deserialize_item
 from imageflow_dagster.retention import partition_retention_job
-from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
+from imageflow_dagster.sensors import processing_jobs_sensor
 from imageflow_dagster_tests.aws_calls import PRODUCT, SETUP, UNKNOWN, AwsCall, recording
-from imageflow_dagster_tests.conftest import Pipeline, with_changes
+from imageflow_dagster_tests.conftest import Pipeline, sense_run_failure, with_changes
 from imageflow_dagster_tests.iam_policy import Policy, UnsupportedPolicy, unneeded_grants
 from imageflow_dagster_tests.iam_requests import IamRequest, UnmappedCall, iam_requests
 from imageflow_dagster_tests.workflows import mixed_workflow, single_image_workflow, text_step
@@ -109,15 +109,7 @@ def run_failing_job_and_its_failure_sensor(pipeline: Pipeline) -> None:
     job = pipeline.submit(single_image_workflow("Create 2 images. [[resp-fault:500]]"))
     result = pipeline.run(job.job_id)
     assert not result.success and pipeline.job(job.job_id)["status"] == "failed"
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=job_run_failure_sensor.name,
-        dagster_event=failure,
-        dagster_instance=pipeline.instance,
-        dagster_run=result.dagster_run,
-        resources={"dynamodb": pipeline.db},
-    ).for_run_failure()
-    job_run_failure_sensor(context)
+    sense_run_failure(pipeline, result)
 
 
 def tick_sensor_on_index_then_by_scan(pipeline: Pipeline, waiting_job: str, monkeypatch) -> None:

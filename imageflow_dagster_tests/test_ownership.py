@@ -10,8 +10,8 @@ from dagster._core.events import DagsterEventType
 from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIMED_AT, LEASE_UNTIL
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.run_tags import CLAIM_TAG
-from imageflow_dagster.sensors import WILL_RETRY_TAG, job_run_failure_sensor
-from imageflow_dagster_tests.conftest import with_changes
+from imageflow_dagster.sensors import WILL_RETRY_TAG
+from imageflow_dagster_tests.conftest import sense_run_failure, with_changes
 from imageflow_dagster_tests.test_sensor import WORKFLOW, requested, tick
 
 
@@ -93,15 +93,7 @@ def test_run_failure_sensor_spares_a_job_whose_run_will_be_retried(pipeline, db,
         pipeline.instance.add_run_tags(run_id, {WILL_RETRY_TAG: will_retry})  # what run retries (the daemon) add
     run = pipeline.instance.get_run_by_id(run_id)
     assert run.tags.get(WILL_RETRY_TAG) == will_retry
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=job_run_failure_sensor.name,
-        dagster_event=failure,
-        dagster_instance=pipeline.instance,
-        dagster_run=run,
-        resources={"dynamodb": db},
-    ).for_run_failure()
-    job_run_failure_sensor(context)
+    sense_run_failure(pipeline, result)
     row = pipeline.job(job.job_id)
     if ends_failed:
         assert row["status"] == "failed" and row["error_type"] == "RunFailed" and CLAIM_ID not in row

@@ -5,7 +5,6 @@ import time
 
 import dagster as dg
 import pytest
-from dagster._core.events import DagsterEventType
 
 from imageflow_dagster import sensors
 from imageflow_dagster.definitions import defs
@@ -14,8 +13,8 @@ from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.retention import partition_retention_job
 from imageflow_dagster.run_tags import CLAIM_TAG
-from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
-from imageflow_dagster_tests.conftest import with_changes
+from imageflow_dagster.sensors import processing_jobs_sensor
+from imageflow_dagster_tests.conftest import sense_run_failure, with_changes
 from imageflow_dagster_tests.workflows import single_image_workflow
 
 WORKFLOW = single_image_workflow("Create 1 image.")
@@ -74,6 +73,9 @@ def test_claimed_jobs_get_no_second_run(pipeline, db, sensor_instance):
 
 def test_many_jobs_drain_over_ticks(pipeline, db, sensor_instance, monkeypatch):
     monkeypatch.setattr(sensors, "MAX_ITEMS_PER_TICK", 5)
+    # One tenant's 12 jobs, five a tick: the tenant's share and the queued-runs bound are test_fair_share.py's.
+    monkeypatch.setenv("IMAGEFLOW_MAX_JOBS_PER_TENANT", "12")
+    monkeypatch.setenv("IMAGEFLOW_MAX_QUEUED_RUNS", "12")
     jobs = submit(pipeline, 12)
     write_created_at(db, jobs)  # jobs[0] oldest ... jobs[11] newest
     ticks, cursor = [], None
@@ -189,13 +191,5 @@ def test_run_failure_sensor_keeps_the_asset_codes_message(pipeline, db, resource
     resources["openai"] = with_changes(resources["openai"], base_url=None)
     job = pipeline.submit(WORKFLOW)
     result = pipeline.run(job.job_id)
-    failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
-    context = dg.build_run_status_sensor_context(
-        sensor_name=job_run_failure_sensor.name,
-        dagster_event=failure,
-        dagster_instance=pipeline.instance,
-        dagster_run=result.dagster_run,
-        resources={"dynamodb": db},
-    ).for_run_failure()
-    job_run_failure_sensor(context)
+    sense_run_failure(pipeline, result)
     assert pipeline.job(job.job_id)["error_type"] == "OpenAINotConfigured"

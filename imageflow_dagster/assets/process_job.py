@@ -14,7 +14,7 @@ from imageflow_dagster.assets.execution_steps import EXECUTION_STEPS, RECORDED_C
 from imageflow_dagster.assets.execution_steps import finish_job
 from imageflow_dagster.assets.images import GENERATED_IMAGES, IMAGES_POOL, images_materialization, images_phase
 from imageflow_dagster.assets.planning import PLANNED_PROMPTS, STEP_REPORTS, plan_phase, planning_materializations
-from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_inputs, planning_tools
+from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_job, planning_tools
 from imageflow_dagster.assets.storage import S3_OBJECTS, STORED_CHECK_SPEC, objects_materialization, store_objects
 from imageflow_dagster.flow.generation import GenerationTools
 from imageflow_dagster.flow.job_store import job_cost_usd
@@ -44,8 +44,7 @@ def process_job(
     execution_steps.json and the job's status. A failed step fails the job and then the run, after everything
     made is recorded."""
     run_id = context.run.run_id
-    with failing_job_on_error(context, dynamodb):
-        inputs = claimed_inputs(context, config, dynamodb, s3)
+    with failing_job_on_error(context, dynamodb), claimed_job(context, config, dynamodb, s3) as inputs:
         planning = planning_tools(context, config, inputs, openai, s3, dynamodb)
         plan = plan_phase(inputs, planning, dynamodb, run_id)
         yield from planning_materializations(plan)

@@ -1,8 +1,12 @@
 """What `process_job` settles before any model call: the run's config, the job's records, its claim and tags."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import dagster as dg
 
 from imageflow_dagster.assets.common import claim_id_of
+from imageflow_dagster.flow.claim_heartbeat import ClaimHeartbeat
 from imageflow_dagster.flow.errors import JobNotFound
 from imageflow_dagster.flow.job_store import start_run
 from imageflow_dagster.flow.loading import JobInputs, load_job_inputs
@@ -28,6 +32,16 @@ class JobRunConfig(dg.Config):
     rerun_dependents: bool = True
     """With rerun_steps: also ask again for the steps that depend on them (the seed's "Rerun Step & Continue").
     False asks again only for the named steps and replays their dependents (the seed's "Rerun Step Only")."""
+
+
+@contextmanager
+def claimed_job(
+    context: dg.AssetExecutionContext, config: JobRunConfig, db: DynamoDBResource, s3: ImageflowS3Resource
+) -> Iterator[JobInputs]:
+    """The job's records, with the job's claim held for this run until the block ends (its lease renewed)."""
+    inputs = claimed_inputs(context, config, db, s3)
+    with ClaimHeartbeat(db, inputs.job.job_id, claim_id_of(context), context.log):
+        yield inputs
 
 
 def claimed_inputs(

@@ -3,7 +3,9 @@
 Claims: a job row in `processing` carries `imageflow_claim_id` while one Dagster run owns it. The sensor claims
 with a conditional update (one winner, also across daemons); a run launched from the UI claims with its own run
 id when it starts. The final status write is fenced on the claim and removes it, so a job set back to
-`processing` later (a rerun) is claimable again, while the run's own progress writes never are.
+`processing` later (a rerun) is claimable again, while the run's own progress writes never are. The lease only
+says when a claim may be taken over: the run renews it while it works (claim_heartbeat.py) and the sensor while
+the run waits in Dagster's queue, so it lapses only once the run is gone.
 """
 
 import time
@@ -66,6 +68,21 @@ def start_run(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int) ->
         remove=["error_message", "error_type", "completed_at", "failed_at"],
         condition=f"attribute_exists(#job_id) AND ({_OWNED_BY} OR #{LEASE_UNTIL} < :now)",
         condition_values={":claim": claim_id, ":now": now},
+    )
+    return new is not None
+
+
+def renew_lease(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int) -> bool:
+    """Extend the lease of a claim `claim_id` still holds; False when the claim was released or taken over.
+
+    Fenced on the claim alone, not on the lease: a run (or the sensor, for a queued run) may renew a lease that
+    lapsed while nobody took the job over."""
+    new = db.update_item(
+        db.jobs_table,
+        {"job_id": job_id},
+        set_values={LEASE_UNTIL: int(time.time()) + lease_s},
+        condition=f"#{CLAIM_ID} = :claim",
+        condition_values={":claim": claim_id},
     )
     return new is not None
 
