@@ -84,6 +84,10 @@ class Admission:
         """A job the tick would claim for a new run (a claimed job, or one the seed still owns, is not admitted)."""
         return not job.get(CLAIM_ID) and (not self.require_handoff or is_handed_over(job))
 
+    def has_share(self, tenant: str, requests: list[dg.RunRequest]) -> bool:
+        self.count(requests)
+        return self.in_flight[tenant] < self.max_per_tenant
+
     def has_room(self, requests: list[dg.RunRequest]) -> bool:
         self.count(requests)
         return len(requests) < self.max_requests and self.queued < self.max_queued
@@ -112,7 +116,10 @@ class Turn:
     def __iter__(self) -> Iterator[dict]:
         yield from self._claimed
         for job in self._candidates:
-            if self._admission.has_room(self._requests):
+            # Decided as the tick goes: a candidate that turned out a bad record took no run, and no share.
+            if not self._admission.has_share(tenant_of(job), self._requests):
+                self._held.append(job)
+            elif self._admission.has_room(self._requests):
                 yield job
             else:
                 self._no_room.add(job["job_id"])
@@ -135,8 +142,9 @@ class Turn:
         return {tenant_of(job) for job in self._held if job["job_id"] in behind}
 
     def _sort(self, blocked: frozenset) -> tuple[list[dict], list[dict], list[dict]]:
-        """Claimed jobs (always considered), candidates fewest-in-flight first then oldest, and held jobs: over their
-        tenant's share, or of a tenant `blocked` and outside the front (its earlier jobs wait there, in order)."""
+        """Claimed jobs (always considered), candidates fewest-in-flight first then oldest (whether each is within
+        its tenant's share is decided as the tick goes), and jobs held because their tenant is `blocked` and they are
+        outside the front (its earlier jobs wait there, in order)."""
         admission, front = self._admission, self._batch.front_ids
         claimed, candidates, held = [], [], []
         ahead: Counter = Counter()  # per tenant, its candidates so far in this window
@@ -146,10 +154,8 @@ class Turn:
                 claimed.append(job)
             elif tenant in blocked and job["job_id"] not in front:
                 held.append(job)
-            elif (level := admission.in_flight[tenant] + ahead[tenant]) >= admission.max_per_tenant:
-                held.append(job)
             else:
+                candidates.append((admission.in_flight[tenant] + ahead[tenant], position, job))
                 ahead[tenant] += 1
-                candidates.append((level, position, job))
         candidates.sort(key=lambda candidate: candidate[:2])
         return claimed, [job for _, _, job in candidates], held
