@@ -87,7 +87,13 @@ def _parser() -> argparse.ArgumentParser:
     status.set_defaults(run=_status)
 
     local = commands.add_parser("local-openai", help="run the local OpenAI-compatible server in the foreground")
-    local.add_argument("args", nargs=argparse.REMAINDER, help="--host, --port, --image-latency, --response-latency, --images-per-minute, --shut-down-models, --quota-exhausted")
+    local.add_argument(
+        "args",
+        nargs=argparse.REMAINDER,
+        help="--host, --port, --image-latency, --response-latency, --images-per-minute, "
+        "--rate-limit-algorithm {token_bucket,rolling_window}, --refused-calls-count, --rate-limit-per-model, "
+        "--shut-down-models, --quota-exhausted",
+    )
     local.set_defaults(run=_local_openai)
 
     worker = commands.add_parser("worker", help="a Celery run worker for deploy/dagster.yaml (needs the deploy extra)")

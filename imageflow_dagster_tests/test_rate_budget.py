@@ -1,11 +1,14 @@
-"""The account-wide rate budget on DynamoDB (moto over HTTP): reservations, refusals, learning, per-model limits."""
+"""The account-wide rate budget on DynamoDB (moto over HTTP): reservations, refusals, learning, per-model limits,
+and what a 429 does to calls already waiting for their slot."""
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from imageflow_dagster.resources.openai_retry import SLOT_MARGIN_S, CallPolicy, CallStats
 from imageflow_dagster.resources.rate_budget import Budget, BudgetExhausted, OpenAIRateBudget
 
 
@@ -64,6 +67,64 @@ def test_a_429_pauses_every_client_and_teaches_the_limit(db, settings):
     assert db.get_item(settings.rate_limits_table, {"budget": "images"})["per_minute"] == 30
     first, second = (unknown.reserve(images, 1, max_wait_s=600) for _ in range(2))
     assert 2.5 < first <= 3.0 and 4.5 < second <= 5.0  # learned 30/min: 2 s apart after the pause
+
+
+def start_calls(budget: OpenAIRateBudget, images: Budget, count: int) -> tuple[list[threading.Thread], list[float]]:
+    """`count` calls through the retry policy, each in its own thread like a run's images; each records when it
+    went out. Returns once every one holds its slot (or its pause) and sleeps."""
+    went_out: list[float] = []
+    policy = CallPolicy(budget, max_retries=0, patience_s=600)
+    threads = [
+        threading.Thread(target=policy.run, args=(lambda: went_out.append(time.time()), images, 1, CallStats()))
+        for _ in range(count)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.1)  # ample for one UpdateItem or GetItem each on moto
+    return threads, went_out
+
+
+def refused_elsewhere(db, settings, images: Budget, retry_after_s: float, **config) -> float:
+    """Another run's call answered 429 with `retry_after_s`; returns when the pause ends."""
+    until = time.time() + retry_after_s
+    make_budget(db, settings, **config).slow_down(images, retry_after_s, learned_per_minute=None)
+    return until
+
+
+def test_a_call_scheduled_before_a_429_waits_for_the_pause(db, settings):
+    budget = make_budget(db, settings, images_per_minute=300)
+    images = budget.budget("images", "m")
+    budget.reserve(images, 300, max_wait_s=600)  # the minute's 300 images at once: the next slot is 0.2 s away
+    threads, went_out = start_calls(budget, images, 1)
+    pause_ends = refused_elsewhere(db, settings, images, 1.0, images_per_minute=300)
+    threads[0].join()
+    assert went_out[0] >= pause_ends  # not at its slot, 0.2 s in: OpenAI had said its bucket was empty
+
+
+def test_a_429_drains_the_bucket_model_for_calls_scheduled_before_and_after_it(db, settings):
+    budget = make_budget(db, settings, images_per_minute=300)
+    images = budget.budget("images", "m")
+    budget.reserve(images, 300, max_wait_s=600)
+    scheduled, went_out = start_calls(budget, images, 4)  # slots 0.2 s apart, the first 0.2 s away
+    pause_ends = refused_elsewhere(db, settings, images, 1.0, images_per_minute=300)
+    reserved_after, later_went_out = start_calls(budget, images, 1)
+    for thread in scheduled + reserved_after:
+        thread.join()
+    times = sorted(went_out + later_went_out)
+    # Every call after the pause, one slot apart as the emptied bucket refills (a little slack for threads).
+    assert len(times) == 5 and times[0] >= pause_ends
+    assert all(b - a >= 0.2 - 0.05 for a, b in zip(times, times[1:])), times
+    assert times[0] <= pause_ends + SLOT_MARGIN_S + 0.3  # the first slot starts when the pause ends
+
+
+def test_with_the_limit_unknown_a_call_waiting_out_a_pause_waits_for_a_longer_one(db, settings):
+    budget = make_budget(db, settings)
+    images = budget.budget("images", "m")
+    refused_elsewhere(db, settings, images, 0.3)
+    threads, went_out = start_calls(budget, images, 1)  # waits for the pause, plus up to 1 s of spread
+    pause_ends = refused_elsewhere(db, settings, images, 2.0)
+    threads[0].join()
+    assert went_out[0] >= pause_ends
 
 
 def test_models_with_their_own_limit_get_their_own_budget(db, settings, tmp_path):

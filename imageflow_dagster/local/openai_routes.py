@@ -2,7 +2,7 @@
 faults injected into them.
 
 Order of checks on every call, as the real API answers them: quota (429 insufficient_quota), shut-down models (404),
-request validation (400/404), then the images-per-minute bucket (429 rate_limit_exceeded; image calls only, taken
+request validation (400/404), then the images-per-minute limit (429 rate_limit_exceeded; image calls only, taken
 on arrival), then injected faults and simulated latency. Each returns (status, body, headers) or raises ApiError.
 """
 

@@ -8,12 +8,14 @@ end in `xK`: only the first K identical requests fail) or by rules added through
 Planner answers are shaped by `[[images:N]]`, `[[plan:fenced|prose|empty|garbage|blank-prompts]]`, and
 `[[imageK:X]]` appends `[[X]]` to the K-th planned prompt (see openai_text).
 
-Account limits as OpenAI enforces them (see openai_limits): an images-per-minute token bucket (429
-`rate_limit_exceeded` with retry-after and x-ratelimit-* headers), shut-down models (404 `model_not_found`) and an
+Account limits as OpenAI enforces them (see openai_limits): images per minute, one limit for all models or one per
+model, by a token bucket or a rolling minute, refused calls counted or not (429 `rate_limit_exceeded` with
+retry-after and x-ratelimit-* headers; see openai_ratelimit), shut-down models (404 `model_not_found`) and an
 exhausted quota (429 `insufficient_quota`). Sizes and qualities are validated per model (see openai_validation).
 
 Modules: openai_state (settings, log, counters), openai_routes (the two API routes and faults), openai_limits,
-openai_validation, openai_media (image bytes, tokens), openai_text (canned planner/report text), openai_errors.
+openai_ratelimit, openai_validation, openai_media (image bytes, tokens), openai_text (canned planner/report
+text), openai_errors.
 """
 
 import argparse
@@ -31,6 +33,7 @@ from imageflow_dagster.local import openai_state
 from imageflow_dagster.local.openai_errors import ApiError
 from imageflow_dagster.local.openai_limits import AccountLimits
 from imageflow_dagster.local.openai_media import OUTPUT_TOKENS
+from imageflow_dagster.local.openai_ratelimit import ALGORITHMS
 from imageflow_dagster.local.openai_routes import FAULTS, images, log_entry, responses
 from imageflow_dagster.local.openai_state import FaultRule, ServerState
 from imageflow_dagster.local.openai_validation import IMAGE_MODEL_PREFIXES, PIL_FORMATS
@@ -61,10 +64,16 @@ class LocalOpenAIServer:
         images_per_minute: float = 0.0,
         shut_down_models: Iterable[str] | str | None = None,
         quota_exhausted: bool = False,
+        rate_limit_algorithm: str = "token_bucket",
+        refused_calls_count: bool = False,
+        rate_limit_per_model: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ):
         self._address = (host, port)
-        limits = AccountLimits(images_per_minute, shut_down_models, quota_exhausted, clock)
+        limits = AccountLimits(
+            images_per_minute, shut_down_models, quota_exhausted, clock, rate_limit_algorithm, refused_calls_count,
+            rate_limit_per_model,
+        )
         self._state = ServerState(image_latency_s, response_latency_s, image_payload, timeout_fault_s, limits)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -98,7 +107,8 @@ class LocalOpenAIServer:
     # ---- control
     def configure(self, **settings: Any) -> None:
         """image_latency_s, response_latency_s, timeout_fault_s, image_payload, images_per_minute,
-        shut_down_models, quota_exhausted. Setting images_per_minute fills the bucket."""
+        rate_limit_algorithm ("token_bucket" | "rolling_window"), refused_calls_count, rate_limit_per_model,
+        shut_down_models, quota_exhausted. Setting any of the four rate-limit settings frees the whole limit."""
         openai_state.configure(self._state, settings)
 
     def add_fault(self, *, endpoint: str, match: str, fault: str, times: int | None = None) -> None:
@@ -217,6 +227,16 @@ def main(argv: list[str] | None = None) -> int:
         "--images-per-minute", type=float, default=0.0, help="images-per-minute limit shared by all models (0 = none)"
     )
     parser.add_argument(
+        "--rate-limit-algorithm", choices=sorted(ALGORITHMS), default="token_bucket",
+        help="how the images-per-minute limit refills: continuously, or over a rolling minute",
+    )
+    parser.add_argument(
+        "--refused-calls-count", action="store_true", help="a call answered 429 counts against the limit too"
+    )
+    parser.add_argument(
+        "--rate-limit-per-model", action="store_true", help="each model its own images-per-minute limit"
+    )
+    parser.add_argument(
         "--shut-down-models", default="", metavar="A,B", help="comma-separated models answered with 404 model_not_found"
     )
     parser.add_argument("--quota-exhausted", action="store_true", help="answer every call with 429 insufficient_quota")
@@ -232,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         images_per_minute=args.images_per_minute,
         shut_down_models=args.shut_down_models,
         quota_exhausted=args.quota_exhausted,
+        rate_limit_algorithm=args.rate_limit_algorithm,
+        refused_calls_count=args.refused_calls_count,
+        rate_limit_per_model=args.rate_limit_per_model,
     ).start()
     print(server.base_url, flush=True)
     stopped = threading.Event()

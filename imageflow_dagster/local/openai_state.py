@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from imageflow_dagster.local.openai_limits import AccountLimits, parse_bool, parse_models, parse_rate
+from imageflow_dagster.local.openai_limits import AccountLimits, parse_bool, parse_models
 
 ERROR_STATS = {  # error code of an answer -> stats counter
     "rate_limit_exceeded": "rate_limited",
@@ -33,7 +33,7 @@ SETTINGS = {  # configure() key -> parser
     "response_latency_s": _seconds,
     "timeout_fault_s": _seconds,
     "image_payload": _payload,
-    "images_per_minute": parse_rate,
+    **AccountLimits.RATE_SETTINGS,
     "shut_down_models": parse_models,
     "quota_exhausted": parse_bool,
 }
@@ -80,7 +80,7 @@ def configure(state: ServerState, settings: dict) -> None:
 
 
 def reset(state: ServerState) -> None:
-    """Forgets rules, the request log and counters, and refills the images-per-minute bucket; keeps settings."""
+    """Forgets rules, the request log and counters, and frees the whole images-per-minute limit; keeps settings."""
     with state.lock:
         state.rules.clear()
         state.log.clear()
@@ -88,7 +88,7 @@ def reset(state: ServerState) -> None:
         state.stats.clear()
         state.faults.clear()
         state.max_in_flight.clear()
-        state.limits.bucket.refill()
+        state.limits.refill()
 
 
 def stats(state: ServerState) -> dict:
@@ -103,6 +103,7 @@ def stats(state: ServerState) -> dict:
             "model_not_found": state.stats["model_not_found"],
             "max_in_flight": dict(state.max_in_flight),
             "in_flight": dict(state.in_flight),
+            "rate_limit": dict(state.limits.rate_limit),  # what a test or benchmark set over HTTP, read back
         }
 
 

@@ -1,8 +1,10 @@
 """The one place that decides whether an OpenAI call is tried again.
 
 The SDK's own retries are off (`max_retries=0` on the client): left on, its two retries of every 429 would
-multiply with our waiting for budget. Here a call first takes its units from the shared rate budget, then:
-- 429 `rate_limit_exceeded` slows every run down and is tried again, for as long as the caller's patience lasts;
+multiply with our waiting for budget. Here a call first takes its units from the shared rate budget and, when it
+had to sleep for them, checks right before it goes out that no 429 paused the account meanwhile; then:
+- 429 `rate_limit_exceeded` pauses every run and drains the shared budget (rate_budget.slow_down), and is tried
+  again, for as long as the caller's patience lasts;
 - 429 `insufficient_quota` fails at once: waiting does not buy quota;
 - connection errors, timeouts, 408, 409 and 5xx are retried `max_retries` times with the SDK's backoff.
 """
@@ -96,18 +98,26 @@ class CallPolicy:
         stats.waited_s = round(stats.waited_s + seconds, 3)
 
     def _wait_for_budget(self, budget, units, deadline, stats: CallStats, on_wait) -> None:
+        """Takes a slot and sleeps until it. A pause in force on waking means a 429 came while this call slept:
+        its slot was counted on a bucket OpenAI says is empty, so it takes a new one rather than add a 429."""
+        while True:
+            wait = self._reserve(budget, units, deadline, stats)
+            if wait <= 0:
+                return  # reserved just now: the reservation saw any pause in force
+            wait += SLOT_MARGIN_S
+            if on_wait and wait >= VISIBLE_WAIT_S:
+                on_wait(wait)
+            time.sleep(wait)
+            stats.waited_s = round(stats.waited_s + wait, 3)
+            if self.budget.pause_left(budget) <= 0:
+                return
+
+    def _reserve(self, budget, units, deadline, stats: CallStats) -> float:
         left = deadline - time.monotonic()
         try:
-            wait = self.budget.reserve(budget, units, max(0.0, left))
+            return self.budget.reserve(budget, units, max(0.0, left))
         except BudgetExhausted as exc:
             raise self._out_of_patience(stats, f"the next free slot is {exc.wait_s:.0f} s away") from exc
-        if wait <= 0:
-            return
-        wait += SLOT_MARGIN_S
-        if on_wait and wait >= VISIBLE_WAIT_S:
-            on_wait(wait)
-        time.sleep(wait)
-        stats.waited_s = round(stats.waited_s + wait, 3)
 
     def _out_of_patience(self, stats: CallStats, detail: str) -> RateLimitPatienceExceeded:
         return RateLimitPatienceExceeded(

@@ -3,9 +3,15 @@
 Each budget is one item holding a GCRA "theoretical arrival time" (`tat`): the budget is a bucket of a minute's
 worth of units that refills continuously, like OpenAI's own limiter. A call reserves its units with one
 conditional UpdateItem and learns from the returned `tat` how long to wait; nobody polls, nobody holds a lock,
-and a crashed run leaves nothing to clean up. A 429 pushes `tat` past the server's `retry-after`, so every run
-slows down, not only the thread that was refused. With no limit configured and none learned from
-`x-ratelimit-limit-*`, a 429 sets `paused_until`, which every call reads first (one GetItem).
+and a crashed run leaves nothing to clean up.
+
+A 429 is evidence that OpenAI's bucket is empty, whatever algorithm the server runs (a continuous refill, a
+rolling minute, refused calls counted or not): it sets `paused_until` to the end of the server's `retry-after`
+and drains the model (`tat` pushed so the next slot starts there), so every run slows down, not only the thread
+that was refused. A call that slept for its slot reads `paused_until` again before it goes out (one GetItem): a
+pause that began while it slept means its slot was counted on a bucket OpenAI says is empty, and it takes a new
+one. With no limit configured and none learned from `x-ratelimit-limit-*`, `paused_until` is all there is, read
+first by every call.
 """
 
 import json
@@ -74,23 +80,25 @@ class OpenAIRateBudget(dg.ConfigurableResource):
         return self._take(budget, min(units, budget.per_minute), now, max_wait_s)
 
     def slow_down(self, budget: Budget, retry_after_s: float, learned_per_minute: float | None) -> None:
-        """OpenAI refused a call: nobody calls again before `retry_after_s` has passed."""
-        now = time.time()
-        until = now + retry_after_s
+        """OpenAI refused a call, so its bucket is empty: nobody calls again before `retry_after_s` has passed,
+        and the model of the bucket holds no more than what refills from then on."""
+        until = time.time() + retry_after_s
         limit = budget.per_minute
         if limit is None and learned_per_minute:
             self._update(budget.key, "SET per_minute = :v", None, {":v": learned_per_minute})
             limit = learned_per_minute
-        elif limit is None:
-            limit = self._read(budget.key).get("per_minute")
+        state = self._update(
+            budget.key, "SET paused_until = :u", "attribute_not_exists(paused_until) OR paused_until < :u", {":u": until}
+        )
+        limit = limit or (state or {}).get("per_minute")  # no state: a later pause, set by whoever learned it
         if limit:
-            # The bucket is empty until `until`: the next unit's slot starts there.
+            # Empty until `until`: the next unit's slot starts there. Reservations already past it keep theirs.
             tat = until + WINDOW_S - WINDOW_S / float(limit)
             self._update(budget.key, "SET tat = :t", "attribute_not_exists(tat) OR tat < :t", {":t": tat})
-        else:
-            self._update(
-                budget.key, "SET paused_until = :u", "attribute_not_exists(paused_until) OR paused_until < :u", {":u": until}
-            )
+
+    def pause_left(self, budget: Budget) -> float:
+        """Seconds until the pause the latest 429 set ends (0 when none is in force)."""
+        return max(0.0, float(self._read(budget.key).get("paused_until", 0)) - time.time())
 
     # ---- GCRA on one item
     def _take(self, budget: Budget, units: float, now: float, max_wait_s: float) -> float:
