@@ -30,18 +30,13 @@ def _env_number(name: str, default, parse, what: str):
 
 
 def _env_positive_int(name: str, default: int) -> int:
-    value = _env_int(name, default)
-    if value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return value
+    return _env_int_at_least(name, default, 1, "a positive integer")
 
 
-def _env_lease_s(name: str, default: int) -> int:
-    """A run renews its claim every third of the lease: below 10 s one slow DynamoDB write could lose the job."""
+def _env_int_at_least(name: str, default: int, minimum: int, what: str) -> int:
     value = _env_int(name, default)
-    if value < MIN_CLAIM_LEASE_S:
-        why = "a run renews its claim every third of it"
-        raise ValueError(f"{name} must be at least {MIN_CLAIM_LEASE_S} seconds ({why}), got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be {what}, got {value}")
     return value
 
 
@@ -135,7 +130,11 @@ class Settings:
             sensor_max_runs_per_tick=_env_int("IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK", 50),
             max_jobs_per_tenant=_env_positive_int("IMAGEFLOW_MAX_JOBS_PER_TENANT", 4),
             max_queued_runs=_env_positive_int("IMAGEFLOW_MAX_QUEUED_RUNS", 4),
-            claim_lease_s=_env_lease_s("IMAGEFLOW_CLAIM_LEASE_S", 3600),
+            # A run renews its claim every third of the lease: below 10 s one slow write could lose the job.
+            claim_lease_s=_env_int_at_least(
+                "IMAGEFLOW_CLAIM_LEASE_S", 3600, MIN_CLAIM_LEASE_S,
+                f"at least {MIN_CLAIM_LEASE_S} seconds (a run renews its claim every third of it)",
+            ),
             partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),
             io_manager=_env_choice("IMAGEFLOW_IO_MANAGER", "fs", ("fs", "s3")),
             require_handoff=_env_choice("IMAGEFLOW_REQUIRE_HANDOFF", "false", ("true", "false")) == "true",

@@ -72,6 +72,8 @@ def planning_tools(
     s3: ImageflowS3Resource,
     db: DynamoDBResource,
 ) -> PlanningTools:
+    # Read per run, like the job's own records: webhook and handoff limits are deployment settings.
+    settings = Settings.from_env()
     return PlanningTools(
         openai=openai,
         s3=s3,
@@ -80,8 +82,8 @@ def planning_tools(
         log=context.log,
         fresh_steps=frozenset(_fresh_steps(config, inputs)),
         variant=context.run.run_id[:8],
-        # Read per run, like the job's own records: the webhook allow-list and timeout are deployment settings.
-        webhooks=WebhookPolicy.from_settings(Settings.from_env()),
+        webhooks=WebhookPolicy.from_settings(settings),
+        max_handoff_depth=settings.max_handoff_depth,
         db=db,
     )
 

@@ -26,20 +26,13 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from imageflow_dagster.flow.claim_runs import ALIVE_STATUSES
 from imageflow_dagster.flow.job_queue import WaitingJobs
 from imageflow_dagster.flow.job_store import CLAIM_ID
 from imageflow_dagster.flow.seed_handoff import is_handed_over
 from imageflow_dagster.run_tags import TENANT_TAG, tag_value
 from imageflow_dagster.settings import Settings
 
-# A run in these statuses holds its tenant's share: waiting to start, starting, working, or still being stopped.
-IN_FLIGHT = [
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 NOT_YET_STARTED = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED}
 
 
@@ -73,7 +66,7 @@ class Admission:
     def _read_runs(self) -> None:
         """Every run in flight, of any job: runs launched by hand count toward their tenant's share (once they carry
         its tag, which a run adds when it starts) and take a place in the queue like the sensor's own."""
-        records = self._instance.get_run_records(filters=dg.RunsFilter(statuses=IN_FLIGHT))
+        records = self._instance.get_run_records(filters=dg.RunsFilter(statuses=list(ALIVE_STATUSES)))
         runs = [record.dagster_run for record in records]
         self.in_flight = Counter(run.tags[TENANT_TAG] for run in runs if TENANT_TAG in run.tags)
         self.queued = sum(run.status in NOT_YET_STARTED for run in runs)

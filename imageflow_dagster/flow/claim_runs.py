@@ -9,7 +9,8 @@ import dagster as dg
 from imageflow_dagster.flow.job_store import CLAIM_ID
 from imageflow_dagster.run_tags import CLAIM_TAG
 
-# Statuses of a run that may still start or still works on its job.
+# Statuses of a run that may still start or still works on its job (or is being stopped): such a run holds its
+# claim and its tenant's share (admission.py).
 ALIVE_STATUSES = (
     dg.DagsterRunStatus.NOT_STARTED,
     dg.DagsterRunStatus.QUEUED,

@@ -39,6 +39,7 @@ class PlanningTools:
     fresh_steps: frozenset[int] = frozenset()
     variant: str = ""
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
+    max_handoff_depth: int = 5  # IMAGEFLOW_MAX_HANDOFF_DEPTH: handoffs in a row that may lead to one job
     db: DynamoDBResource | None = None  # handoff steps read the target workflow and write its job
 
     def image_variant(self, plan: StepPlan) -> str:

@@ -23,7 +23,6 @@ from imageflow_dagster.models.job import Job
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.settings import Settings
 from imageflow_dagster.steps.base import StepRun, invalid_settings
 from imageflow_dagster.steps.handoff_payload import HandoffConfig, handoff_config, submission_data
 from imageflow_dagster.submit import put_job_row, put_submission_row
@@ -63,7 +62,7 @@ def run(step_run: StepRun) -> StepPlan:
     payload = submission_data(step_run, config)
     try:
         target_name = _checked_target(step_run, config)
-        depth = target_depth(step_run.inputs.job, Settings.from_env().max_handoff_depth)
+        depth = target_depth(step_run.inputs.job, step_run.tools.max_handoff_depth)
         step_run.tools.progress.say(plan.number, f"Starting workflow {target_name}...", "generating")
         job_id = start_target_job(step_run, config, payload, depth)
         plan.output_text = f'Triggered lead magnet "{target_name}" (job_id={job_id})'
