@@ -16,7 +16,7 @@ setup(
     description="Dagster asset pipeline that turns form submissions into AI-generated images",
     python_requires=">=3.11,<3.12",
     packages=find_packages(exclude=["imageflow_dagster_tests*"]),
-    package_data={"imageflow_dagster": ["*.json", "demo/*.json"]},
+    package_data={"imageflow_dagster": ["*.json", "demo/*.json", "local/*.json"]},
     install_requires=[
         "dagster==1.13.27",
         "dagster-webserver==1.13.27",

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,8 +14,16 @@ from pathlib import Path
 
 import botocore.exceptions
 
-from imageflow_dagster.bootstrap import bootstrap
+from imageflow_dagster.bootstrap import TableMismatch, bootstrap
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE
+from imageflow_dagster.flow.spend import (
+    parse_day,
+    period_spend,
+    read_usage,
+    report_lines,
+    spend_by_day,
+    utc_today,
+)
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError, deserialize_item
 from imageflow_dagster.resources.s3 import ImageflowS3Resource, StorageError
@@ -23,6 +32,10 @@ from imageflow_dagster.submit import submit_job
 
 ENDED = ("completed", "failed")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the source tree (pyproject.toml with [tool.dg])
+SEED_TABLES_HELP = (
+    "also create every table and index the seed's infrastructure defines, and its bucket CORS rule, so the seed's "
+    "own API (backend/api/server-local.js) runs against the same tables"
+)
 
 
 class CliError(Exception):
@@ -56,6 +69,10 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=None, help="Dagster UI port (default: 3000 or a free one)")
     dev.add_argument("--home", default=None, help="local data directory (default: $IMAGEFLOW_HOME or ./.imageflow)")
     dev.add_argument("--timeout", type=float, default=600, help="seconds to wait for the demo job")
+    dev.add_argument(
+        "--seed-tables", action="store_true", default=_env_flag("IMAGEFLOW_SEED_TABLES"),
+        help=SEED_TABLES_HELP + " (default: $IMAGEFLOW_SEED_TABLES)",
+    )
     real = dev.add_argument_group("the local OpenAI server, playing the real one")
     real.add_argument("--image-latency", type=float, default=0.0, help="seconds each image takes")
     real.add_argument("--images-per-minute", type=float, default=0.0, help="enforce OpenAI's 429 at this rate (0: off)")
@@ -70,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         help="let anyone read image files (*.png, *.jpg, ...): one statement added to the bucket policy, its other "
         "statements kept (for a local emulator; without it the policy is left as is)",
     )
+    boot.add_argument("--seed-tables", action="store_true", help=SEED_TABLES_HELP)
     boot.set_defaults(run=_bootstrap)
 
     submit = commands.add_parser("submit", help="submit a job like the seed's API does; prints the job id")
@@ -85,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("job_id")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     status.set_defaults(run=_status)
+
+    spend = commands.add_parser("spend", help="OpenAI cost per UTC day, tenant and model, from the usage rows")
+    spend.add_argument("--since", required=True, type=_day, metavar="DATE", help="first UTC day (YYYY-MM-DD)")
+    spend.add_argument("--tenant", default=None, help="only this tenant (read from its tenant/date index)")
+    spend.add_argument("--json", action="store_true", help="machine-readable output")
+    spend.set_defaults(run=_spend)
 
     local = commands.add_parser("local-openai", help="run the local OpenAI-compatible server in the foreground")
     local.add_argument(
@@ -123,9 +147,17 @@ def _local_openai(args: argparse.Namespace) -> int:
 
 # ---- bootstrap / submit / status
 def _bootstrap(args: argparse.Namespace) -> int:
-    for line in bootstrap(Settings.from_env(), public_images=args.public_images):
-        print(line)
+    try:
+        done = bootstrap(Settings.from_env(), public_images=args.public_images, seed_tables=args.seed_tables)
+    except TableMismatch as exc:
+        print("\n".join(exc.done))
+        raise CliError(f"existing tables differ from the definition: {exc}") from None
+    print("\n".join(done))
     return 0
+
+
+def _env_flag(name: str) -> bool:
+    return os.getenv(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -208,6 +240,29 @@ def _usage_of(db: DynamoDBResource, job_id: str) -> list[dict]:
             return rows
 
 
+# ---- spend
+def _spend(args: argparse.Namespace) -> int:
+    until = utc_today()
+    if args.since > until:
+        raise CliError(f"--since {args.since} is after today ({until}, UTC)")
+    rows = read_usage(_resources()["dynamodb"], args.since, until, tenant=args.tenant)
+    days = spend_by_day(rows)
+    period = period_spend(days, f"total {args.since}..{until}" + (f", tenant {args.tenant}" if args.tenant else ""))
+    if args.json:
+        report = {"since": args.since, "until": until, "tenant": args.tenant}
+        print(json.dumps({**report, "days": [d.as_dict() for d in days], "total": period.as_dict()}, indent=2))
+    else:
+        print("\n".join(report_lines(days, period)))
+    return 0
+
+
+def _day(text: str) -> str:
+    try:
+        return parse_day(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
 # ---- dev
 def _dev(args: argparse.Namespace) -> int:
     from imageflow_dagster.local.stack import LocalStack, wait_for_http
@@ -218,6 +273,7 @@ def _dev(args: argparse.Namespace) -> int:
         images_per_minute=args.images_per_minute,
         shut_down_models=tuple(m.strip() for m in args.shut_down_models.split(",") if m.strip()),
         quota_exhausted=args.quota_exhausted,
+        seed_tables=args.seed_tables,
     ).start()
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

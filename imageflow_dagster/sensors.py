@@ -16,12 +16,13 @@ from imageflow_dagster.flow.job_store import (
     CLAIM_ID,
     CLAIMED_AT,
     LEASE_UNTIL,
+    Finish,
     claim_job,
     mark_failed,
     renew_lease,
 )
 from imageflow_dagster.flow.loading import load_job_inputs
-from imageflow_dagster.flow.seed_handoff import is_handed_over, step_rerun_config
+from imageflow_dagster.flow.seed_handoff import HANDOFF_MARK, claimed_rerun_config, is_handed_over, step_rerun_config
 from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.partitions import jobs_partitions
@@ -29,7 +30,9 @@ from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.run_tags import CLAIM_TAG, sensor_run_tags
 from imageflow_dagster.settings import Settings
 
-SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "15"))
+# A job waits for the next tick before anything else happens (BENCHMARKS.md 9a); a tick is one status-index query
+# and two run-storage reads, cheap at one every 5 s.
+SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "5"))
 # Jobs read per tick: bounds tick time (the daemon gives a tick 60 s) while thousands of jobs drain.
 MAX_ITEMS_PER_TICK = int(os.getenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "500"))
 # A claim with no run after this long was made by a tick that died before submitting its runs.
@@ -94,17 +97,24 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
         try:
             inputs = load_job_inputs(db, job_id)
         except BadRecordError as bad:
-            if claim_job(db, job_id, claim, settings.claim_statuses, db.claim_lease_s):
-                mark_failed(db, job_id, str(bad), bad.error_type, claim_id=claim)
-                tick.failed_jobs += 1
+            if _claim(db, settings, job, claim):
+                written = mark_failed(db, job_id, str(bad), bad.error_type, claim_id=claim)
+                tick.failed_jobs += written is Finish.WRITTEN
             return
-        if claim_job(db, job_id, claim, settings.claim_statuses, db.claim_lease_s):
-            tick.run_requests.append(_run_request(job, claim, inputs.workflow.workflow_name))
+        # The run is built from the item the claim wrote, not the one read: a hand-off may have landed in between.
+        if claimed := _claim(db, settings, job, claim):
+            run_config = step_rerun_config(claimed)
+            tick.run_requests.append(_run_request(claimed, claim, run_config, inputs.workflow.workflow_name))
         else:
             tick.skipped += 1  # another claimer won, or the index was stale: not an error
     except Exception as exc:
         tick.skipped += 1
         context.log.error(f"skipping job {job_id} this tick: {type(exc).__name__}: {exc}")
+
+
+def _claim(db: DynamoDBResource, settings: Settings, job: dict, claim: str) -> dict | None:
+    """Claims the entry into `processing` the job was read in: its hand-off mark, or none."""
+    return claim_job(db, job["job_id"], claim, settings.claim_statuses, db.claim_lease_s, job.get(HANDOFF_MARK))
 
 
 def _renew_for_its_run(db: DynamoDBResource, job: dict, tick: TickPlan) -> None:
@@ -124,16 +134,16 @@ def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
         tick.skipped += 1  # its run may still be on the way from the tick that claimed it
         return
     context.log.warning(f"job {job['job_id']} was claimed ({claim}) but has no run: requesting it again")
-    tick.run_requests.append(_run_request(job, claim))
+    tick.run_requests.append(_run_request(job, claim, claimed_rerun_config(job)))
 
 
-def _run_request(job: dict, claim: str, workflow_name: str | None = None) -> dg.RunRequest:
+def _run_request(job: dict, claim: str, run_config: dict, workflow_name: str | None = None) -> dg.RunRequest:
     tags = sensor_run_tags(job["job_id"], job.get("tenant_id", ""), job.get("workflow_id", ""), workflow_name)
     return dg.RunRequest(
         partition_key=job["job_id"],
         run_key=f"{job['job_id']}:{claim}",
         tags={CLAIM_TAG: claim, **tags},
-        run_config=step_rerun_config(job),
+        run_config=run_config,
     )
 
 

@@ -59,6 +59,9 @@ class Tables:
     submissions: str
     artifacts: str
     usage_records: str
+    # The seed's tables imageflow reads or writes on the side: a missing one is a warning, never a failed job.
+    user_settings: str = "leadmagnet-user-settings"
+    notifications: str = "leadmagnet-notifications"
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class Settings:
     max_queued_runs: int = 4
     claim_lease_s: int = 3600
     partition_retention_days: int = 14
+    # Dagster runs, with their event and compute logs, of jobs ended longer ago are deleted; 0: every ended job.
+    run_retention_days: int = 14
     io_manager: str = "fs"
     require_handoff: bool = False
     # Webhook steps: hosts (names or IPs) that may resolve to private addresses, and the per-request timeout.
@@ -96,6 +101,10 @@ class Settings:
     webhook_timeout_s: float = 30.0
     # Handoff steps: how many handoffs may lead to one job (A -> B -> A ... stops there).
     max_handoff_depth: int = 5
+    # Alerts (alerts/): a Slack-compatible incoming webhook (a secret: never logged), and the Dagster UI's base URL
+    # for links to a failed job's run.
+    alert_webhook_url: str | None = field(default=None, repr=False)
+    ui_url: str | None = None
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -107,6 +116,9 @@ class Settings:
                 submissions=_env("SUBMISSIONS_TABLE", "leadmagnet-submissions"),
                 artifacts=_env("ARTIFACTS_TABLE", "leadmagnet-artifacts"),
                 usage_records=_env("USAGE_RECORDS_TABLE", "leadmagnet-usage-records"),
+                # The seed's API and CDK name; its worker's own fallback, `user_settings`, names no table it creates.
+                user_settings=_env("USER_SETTINGS_TABLE", "leadmagnet-user-settings"),
+                notifications=_env("NOTIFICATIONS_TABLE", "leadmagnet-notifications"),
             ),
             bucket=_env("ARTIFACTS_BUCKET", "leadmagnet-artifacts"),
             cloudfront_domain=_env("CLOUDFRONT_DOMAIN", ""),
@@ -136,9 +148,16 @@ class Settings:
                 f"at least {MIN_CLAIM_LEASE_S} seconds (a run renews its claim every third of it)",
             ),
             partition_retention_days=_env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14),
+            # Unset: as long as partitions, so a job's partition and its runs leave Dagster together.
+            run_retention_days=_env_int_at_least(
+                "IMAGEFLOW_RUN_RETENTION_DAYS", _env_int("IMAGEFLOW_PARTITION_RETENTION_DAYS", 14), 0,
+                "a number of days, 0 or more (0: the runs of every ended job)",
+            ),
             io_manager=_env_choice("IMAGEFLOW_IO_MANAGER", "fs", ("fs", "s3")),
             require_handoff=_env_choice("IMAGEFLOW_REQUIRE_HANDOFF", "false", ("true", "false")) == "true",
             webhook_allowed_hosts=_env_list("IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS", ""),
             webhook_timeout_s=_env_float("IMAGEFLOW_WEBHOOK_TIMEOUT_S", 30.0),
             max_handoff_depth=_env_positive_int("IMAGEFLOW_MAX_HANDOFF_DEPTH", 5),
+            alert_webhook_url=os.getenv("IMAGEFLOW_ALERT_WEBHOOK_URL") or None,
+            ui_url=os.getenv("IMAGEFLOW_UI_URL") or None,
         )

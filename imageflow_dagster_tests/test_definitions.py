@@ -21,7 +21,9 @@ def test_assets_form_the_lineage_chain():
     assert "artifacts" in parents("execution_steps")
     assert all(graph.get(dg.AssetKey(k)).partitions_def.name == "jobs" for k in ("planned_prompts", "execution_steps"))
     assert defs.resolve_job_def("image_generation_job")
-    assert {s.name for s in defs.sensors} == {"processing_jobs_sensor", "job_run_failure_sensor", "job_run_canceled_sensor"}
+    assert {s.name for s in defs.sensors} == {
+        "processing_jobs_sensor", "job_run_failure_sensor", "job_run_canceled_sensor", "job_failure_alert_sensor"
+    }
 
 
 def test_every_asset_comes_from_one_op_in_the_images_pool_that_cannot_be_subset():

@@ -104,7 +104,7 @@ def test_s3_access_denied_fails_job_naming_s3_and_prefix(pipeline, s3_client, se
     expected = f"Storage error: S3 PutObject failed with AccessDenied for s3://{settings.bucket}/{prefix}"
     assert row["error_message"] == expected
     # The error guard wrote the failure, not the normal finish: the row names no record and no artifacts.
-    assert "execution_steps_s3_key" not in row and "artifacts" not in row
+    assert "execution_steps_s3_key" not in row and row["artifacts"] == []  # (a failed job lists none)
 
     # Everything written before the denied put is there: at the job's top level the 5 images, the 3 step
     # outputs and the final document, and no execution_steps.json; 3 private replay answers under .imageflow/responses/; nothing else

@@ -133,6 +133,8 @@ def test_a_failed_job_gets_no_deliverable(pipeline, settings, s3_client):
     row = pipeline.job(job.job_id)
     assert row["status"] == "failed" and row["error_message"].startswith("Step 2 (Write Report) failed")
     assert "output_url" not in row
+    # The seed's document route serves from `job.artifacts` whatever the status: nothing left there to serve.
+    assert row["artifacts"] == []
     keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=settings.bucket).get("Contents", [])]
     assert not [k for k in keys if "/final." in k]
     assert not [a for a in pipeline.artifacts(job.job_id) if a["artifact_type"].endswith("_final")]

@@ -1,10 +1,12 @@
 """deploy/iam-policy.json is sufficient and minimal for the AWS calls the product really makes.
 
 One test drives the product's paths in-process against moto, recording every AWS call (aws_calls.py): text
-and image steps, a webhook step, a handoff step, a failing job and its run-failure sensor, a step rerun under
-a configured rate budget, sensor ticks on the status index and by Scan, the retention job storing its result
-through the S3 IO manager, and Dagster's S3 compute log manager (uploaded by every run here, read back as the
-webserver does). Each product call must be allowed by the policy, and each grant of the policy must be needed
+and image steps, a tenant's planner override read from the seed's user settings and the job's notification
+created once (a rerun's second try refused), a webhook step, a handoff step, a failing job and its run-failure
+sensor, a step rerun under a configured rate budget, sensor ticks on the status index and by Scan, a day's
+`openai_spend` reading the usage rows by Scan, the retention
+job storing its result through the S3 IO manager and deleting the runs' compute logs, and Dagster's S3 compute
+log manager (uploaded by every run here, read back as the webserver does). Each product call must be allowed by the policy, and each grant of the policy must be needed
 by some call. The recorder, the evaluator and the call-to-IAM mapping are pinned by small tests at the end.
 """
 
@@ -19,8 +21,10 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
+from imageflow_dagster.assets.spend import openai_spend
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.loading import load_job_inputs
+from imageflow_dagster.flow.spend import utc_today
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources import s3_io_manager
@@ -31,11 +35,17 @@ from imageflow_dagster_tests.aws_calls import PRODUCT, SETUP, UNKNOWN, AwsCall, 
 from imageflow_dagster_tests.conftest import Pipeline, sense_run_failure, with_changes
 from imageflow_dagster_tests.iam_policy import Policy, UnsupportedPolicy, unneeded_grants
 from imageflow_dagster_tests.iam_requests import IamRequest, UnmappedCall, iam_requests
+from imageflow_dagster_tests.side_tables import (
+    create_notifications_table,
+    create_user_settings_table,
+    set_planner_override,
+)
 from imageflow_dagster_tests.workflows import mixed_workflow, single_image_workflow, text_step
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "deploy" / "iam-policy.json"
 REGION, ACCOUNT = "us-east-1", "123456789012"
 COMPUTE_LOG_PREFIX = ".imageflow/dagster-compute-logs"  # deploy/dagster.yaml's
+RERUN_STEP_1 = {"ops": {"process_job": {"config": {"rerun_steps": [1]}}}}
 RERUN_STEP_2 = {"ops": {"process_job": {"config": {"rerun_steps": [2]}}}}
 TARGET = {"workflow_name": "Follow-up", "steps": [text_step("Follow Up", "Write a follow-up from the input.", 0)]}
 
@@ -89,6 +99,17 @@ def run_images_then_rerun_under_a_rate_limit(pipeline: Pipeline) -> None:
     read_compute_logs_as_the_webserver_does(pipeline.instance, again)
 
 
+def run_a_tenant_override_then_notify_twice(pipeline: Pipeline) -> None:
+    """With the seed's user-settings and notifications tables: the tenant's planner override is read, the job's
+    notification created, and a rerun's second, create-only try refused by its condition."""
+    create_user_settings_table(pipeline.db)
+    create_notifications_table(pipeline.db)
+    job = pipeline.submit(single_image_workflow("Create 1 image."), tenant_id="tenant_with_settings")
+    set_planner_override(pipeline.db, job.tenant_id, {"instructions": "Plan one image as JSON."})
+    assert pipeline.run(job.job_id).success
+    assert pipeline.run(job.job_id, run_config=RERUN_STEP_1).success
+
+
 def run_webhook_then_handoff(pipeline: Pipeline, monkeypatch) -> str:
     """Research, a webhook to a local receiver, a handoff; returns the target job the handoff created."""
     monkeypatch.setenv("IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
@@ -126,9 +147,11 @@ def tick_sensor_on_index_then_by_scan(pipeline: Pipeline, waiting_job: str, monk
     assert tick() == [waiting_job]
 
 
-def run_retention_with_the_s3_io_manager(pipeline: Pipeline, settings) -> None:
-    """The retention op returns a value, which IMAGEFLOW_IO_MANAGER=s3 stores in the bucket (the asset job's
-    outputs are all Nothing: its runs never reach the IO manager)."""
+def run_retention_with_the_s3_io_manager(pipeline: Pipeline, settings, monkeypatch) -> None:
+    """The retention ops return values, which IMAGEFLOW_IO_MANAGER=s3 stores in the bucket (the asset job's
+    outputs are all Nothing: its runs never reach the IO manager); with no run retention, the runs above are
+    deleted with their compute logs in S3."""
+    monkeypatch.setenv("IMAGEFLOW_RUN_RETENTION_DAYS", "0")
     job = pipeline.submit(single_image_workflow("Create 1 image."), status="completed")
     ended_long_ago = {"completed_at": iso_from_epoch(time.time() - 40 * 86400)}
     pipeline.db.update_item(pipeline.db.jobs_table, {"job_id": job.job_id}, set_values=ended_long_ago)
@@ -136,6 +159,14 @@ def run_retention_with_the_s3_io_manager(pipeline: Pipeline, settings) -> None:
     resources = {"dynamodb": pipeline.db, "io_manager": s3_io_manager(settings)}
     result = partition_retention_job.execute_in_process(instance=pipeline.instance, resources=resources)
     assert result.output_for_node("remove_ended_job_partitions") >= 1
+    assert result.output_for_node("delete_ended_job_runs") >= 1
+
+
+def materialize_todays_spend(pipeline: Pipeline, settings) -> None:
+    """`openai_spend` reads the day's usage rows (written by the runs above) by Scan; it stores no value."""
+    resources = {"dynamodb": pipeline.db, "io_manager": s3_io_manager(settings)}
+    result = dg.materialize([openai_spend], partition_key=utc_today(), resources=resources, instance=pipeline.instance)
+    assert result.success
 
 
 def read_compute_logs_as_the_webserver_does(instance: dg.DagsterInstance, result) -> None:
@@ -155,10 +186,12 @@ def _jobs(pipeline: Pipeline) -> list[dict]:
 def product_calls(logged_pipeline, settings, monkeypatch) -> list[AwsCall]:
     with recording() as recorder:
         run_images_then_rerun_under_a_rate_limit(logged_pipeline)
+        run_a_tenant_override_then_notify_twice(logged_pipeline)
         target_job = run_webhook_then_handoff(logged_pipeline, monkeypatch)
         run_failing_job_and_its_failure_sensor(logged_pipeline)
         tick_sensor_on_index_then_by_scan(logged_pipeline, target_job, monkeypatch)
-        run_retention_with_the_s3_io_manager(logged_pipeline, settings)
+        materialize_todays_spend(logged_pipeline, settings)
+        run_retention_with_the_s3_io_manager(logged_pipeline, settings, monkeypatch)
     assert recorder.of(UNKNOWN) == [], "calls of unknown origin: teach aws_calls.py whose they are"
     assert recorder.of(SETUP), "the scenarios' own setup calls were not told apart"
     return recorder.of(PRODUCT)

@@ -59,7 +59,8 @@ def test_a_handed_over_step_rerun_asks_again_for_that_step(pipeline, db, setting
     done = hand_over(settings, job.job_id, STEP_INDEX="1", CONTINUE_AFTER=continue_after)
     assert done.returncode == 0, done.stderr
     row = pipeline.job(job.job_id)
-    assert (row["status"], row["imageflow_handoff"], row["imageflow_rerun_step_index"]) == ("processing", True, 1)
+    assert (row["status"], row["imageflow_rerun_step_index"]) == ("processing", 1)
+    assert row["imageflow_handoff"].startswith("handoff-")  # this hand-off's own mark
 
     [request] = tick(sensor_instance, db).run_requests
     config = {"rerun_steps": [2], "rerun_dependents": continue_after == "true"}
@@ -68,6 +69,7 @@ def test_a_handed_over_step_rerun_asks_again_for_that_step(pipeline, db, setting
     row = pipeline.job(job.job_id)
     assert again.success and row["status"] == "completed"
     assert "imageflow_rerun_step_index" not in row  # done: a later entry into `processing` is a whole-job run
+    assert "imageflow_handoff" not in row and "imageflow_claimed_handoff" not in row  # consumed by this run
     assert sorted(_step_asked(call["input"]) for call in openai_server.requests("responses")) == asked_again
 
 
@@ -85,7 +87,7 @@ def test_a_handed_over_job_runs_whole_and_clears_an_earlier_step_rerun(pipeline,
     done = hand_over(settings, job.job_id)
     assert done.returncode == 0, done.stderr
     row = pipeline.job(job.job_id)
-    assert row["imageflow_handoff"] is True
+    assert row["imageflow_handoff"].startswith("handoff-")
     assert "imageflow_rerun_step_index" not in row and "imageflow_rerun_continue" not in row
     [request] = tick(sensor_instance, db).run_requests
     assert request.run_config == {}
@@ -109,7 +111,8 @@ def test_during_a_migration_only_handed_over_jobs_are_claimed(pipeline, db, sett
 
 
 def test_the_state_machine_writes_what_the_script_writes():
-    """Production (Step Functions) and local mode hand over the same way: same update expressions and values."""
+    """Production (Step Functions) and local mode hand over the same way: same update expressions and values, and
+    a mark of the hand-off's own (the execution's id; a uuid from the script)."""
     sys.path.insert(0, str(HANDOFF))
     try:
         from handoff_worker import handoff_update
@@ -126,5 +129,7 @@ def test_the_state_machine_writes_what_the_script_writes():
         assert sorted(parameters["ExpressionAttributeValues"]) == sorted(values), state
         if continue_after is not None:
             assert parameters["ExpressionAttributeValues"][":continue"] == values[":continue"], state
+        assert parameters["ExpressionAttributeValues"][":mark"] == {"S.$": "$$.Execution.Id"}, state
+    assert handoff_update(None, None)[1][":mark"] != handoff_update(None, None)[1][":mark"]
     choices = {c["StringEquals"]: c["Next"] for c in states["WhichAction"]["Choices"]}
     assert choices == {"process_single_step": "RerunOneStep", "process_single_step_and_continue": "RerunStepAndContinue"}

@@ -1,25 +1,29 @@
 """The seed's local-mode worker script, replaced: set `WORKER_SCRIPT_PATH` to this file in the seed API's
 environment. The API has already set the job `processing`; this marks it handed over to imageflow (and, for a
 single-step rerun, which step and whether to continue) and exits 0 at once, so the API's await returns and none of
-the seed's worker runs. imageflow's sensor then claims the job. Needs only boto3 (the seed's environment has it)
-and reads the seed's own variables: JOB_ID, STEP_INDEX, CONTINUE_AFTER, JOBS_TABLE, AWS_REGION, AWS_ENDPOINT_URL.
+the seed's worker runs. imageflow's sensor then claims the job. The mark is fresh for every hand-off and written
+with the rerun fields in one UpdateItem: a run that claimed the job before this write (between the API's
+`processing` and this script) sees a mark it did not take, and leaves the job to a run of this hand-off. Needs
+only boto3 (the seed's environment has it) and reads the seed's own variables: JOB_ID, STEP_INDEX, CONTINUE_AFTER, JOBS_TABLE, AWS_REGION, AWS_ENDPOINT_URL.
 """
 
 import os
 import sys
+import uuid
 from datetime import datetime, timezone
 
 import boto3
 
 
 def handoff_update(step_index: str | None, continue_after: str | None) -> tuple[str, dict]:
-    """(UpdateExpression, ExpressionAttributeValues) the state machine's states write, for the same input."""
+    """(UpdateExpression, ExpressionAttributeValues) the state machine's states write, for the same input; the
+    state machine's mark is its execution's id."""
     values = {
         ":processing": {"S": "processing"},
         ":now": {"S": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")},
-        ":yes": {"BOOL": True},
+        ":mark": {"S": f"handoff-{uuid.uuid4()}"},
     }
-    base = "SET #status = :processing, updated_at = :now, imageflow_handoff = :yes"
+    base = "SET #status = :processing, updated_at = :now, imageflow_handoff = :mark"
     if step_index in (None, ""):
         return f"{base} REMOVE imageflow_rerun_step_index, imageflow_rerun_continue", values
     if not step_index.strip().isdigit():

@@ -8,7 +8,7 @@ import dagster as dg
 
 from imageflow_dagster.assets.common import job_asset, job_check, usage_metadata
 from imageflow_dagster.flow.deliverable import FINAL_TYPES, final_output_entry, ordered_artifact_ids
-from imageflow_dagster.flow.job_store import mark_completed, mark_failed
+from imageflow_dagster.flow.job_store import Finish, mark_completed, mark_failed
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE, images_of, step_outcome
 from imageflow_dagster.flow.records import execution_steps as build_execution_steps
 from imageflow_dagster.models import Artifact
@@ -39,6 +39,7 @@ class JobOutcome:
     s3_url: str
     records: list[dict]
     failure: tuple[str, str] | None  # (error_message, error_type) of the first failed step
+    handed_on: bool = False  # a hand-off arrived during the run: the job stays `processing` for the next run
 
 
 def finish_job(
@@ -50,7 +51,7 @@ def finish_job(
     rows: list[Artifact],
     claim_id: str,
 ) -> JobOutcome:
-    """Writes execution_steps.json, then the job's status, fenced on the run's claim."""
+    """Writes execution_steps.json, then the job's status, fenced on the run's claim and its hand-off."""
     artifact_ids = {row.s3_key: row.artifact_id for row in rows}
     output_keys = {o.step_index: o.key for o in objects if o.kind == "step_output"}
     records = build_execution_steps(plan, generated, artifact_ids, output_keys)
@@ -69,7 +70,8 @@ def finish_job(
         written = mark_completed(db, plan.job.job_id, finished, claim_id=claim_id)
     if not written:
         raise dg.Failure(description=f"Job {plan.job.job_id} was taken over by another run; outcome not written")
-    return JobOutcome(key=key, s3_url=s3.s3_url(key), records=records, failure=failure)
+    handed_on = written is Finish.HANDED_ON
+    return JobOutcome(key=key, s3_url=s3.s3_url(key), records=records, failure=failure, handed_on=handed_on)
 
 
 def execution_steps_events(
@@ -109,7 +111,13 @@ def _metadata(plan: JobPlan, generated: list[GeneratedImage], outcome: JobOutcom
     return {
         "execution_steps": dg.MetadataValue.url(outcome.s3_url),
         "step_count": len(outcome.records),
-        "job_status": "failed" if outcome.failure else "completed",
+        "job_status": _job_status(outcome),
         "error_message": outcome.failure[0] if outcome.failure else "",
         **usage_metadata(usages, images=sum(1 for g in generated if g.outcome == "generated")),
     }
+
+
+def _job_status(outcome: JobOutcome) -> str:
+    if outcome.handed_on:
+        return "processing"  # left for the run of the hand-off that arrived meanwhile
+    return "failed" if outcome.failure else "completed"

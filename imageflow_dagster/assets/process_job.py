@@ -11,7 +11,7 @@ import dagster as dg
 from imageflow_dagster.assets.artifacts import ARTIFACTS, artifacts_materialization, write_artifacts
 from imageflow_dagster.assets.common import claim_id_of, failing_job_on_error, usage_metadata
 from imageflow_dagster.assets.execution_steps import EXECUTION_STEPS, RECORDED_CHECK_SPEC, execution_steps_events
-from imageflow_dagster.assets.execution_steps import finish_job
+from imageflow_dagster.assets.execution_steps import JobOutcome, finish_job
 from imageflow_dagster.assets.images import GENERATED_IMAGES, IMAGES_POOL, images_materialization, images_phase
 from imageflow_dagster.assets.planning import PLANNED_PROMPTS, STEP_REPORTS, plan_phase, planning_materializations
 from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_job, planning_tools
@@ -19,6 +19,7 @@ from imageflow_dagster.assets.storage import S3_OBJECTS, STORED_CHECK_SPEC, obje
 from imageflow_dagster.flow.generation import GenerationTools
 from imageflow_dagster.flow.job_store import job_cost_usd
 from imageflow_dagster.flow.live_artifacts import LiveArtifacts
+from imageflow_dagster.flow.notifications import notify_completed
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
@@ -60,9 +61,22 @@ def process_job(
         rows = write_artifacts(dynamodb, plan.job, objects, live_rows)
         yield artifacts_materialization(rows, dynamodb.artifacts_table)
         outcome = finish_job(s3, dynamodb, plan, images, objects, rows, claim_id_of(context))
+        if not outcome.failure and not outcome.handed_on:  # the seed's worker notifies on completion only
+            notify_completed(dynamodb, plan.job, inputs.submission.submitter_email, context.log)
         cost = job_cost_usd(dynamodb, plan.job.job_id)
         yield execution_steps_events(plan, images, outcome, cost)
-    if outcome.failure:
+    if outcome.handed_on:
+        _report_handed_on(context, outcome)
+    elif outcome.failure:
         usages = [s.usage for s in plan.steps if s.usage] + [g.usage for g in images if g.usage]
         metadata = {"error_type": outcome.failure[1], **usage_metadata(usages), "openai.job_cost_usd": round(cost, 6)}
         raise dg.Failure(description=outcome.failure[0], metadata=metadata)
+
+
+def _report_handed_on(context: dg.AssetExecutionContext, outcome: JobOutcome) -> None:
+    """The seed handed the job over again while this run worked (a step rerun requested meanwhile): the job stays
+    `processing` with that hand-off's rerun fields and the sensor runs it next; this run's outcome is not the job's."""
+    message = f"job {context.partition_key} was handed over again during this run: left `processing` for its next run"
+    if outcome.failure:  # its failed assets have no materialization: the run must fail, the job does not
+        raise dg.Failure(description=f"{message}; this run's failure ({outcome.failure[0]}) was not written")
+    context.log.warning(message)

@@ -13,7 +13,9 @@ from imageflow_dagster.flow.loading import JobInputs, load_job_inputs
 from imageflow_dagster.flow.ordering import with_dependents
 from imageflow_dagster.flow.planning import PlanningTools
 from imageflow_dagster.flow.progress import LiveProgress
+from imageflow_dagster.flow.prompt_overrides import load_planner_override
 from imageflow_dagster.flow.response_cache import ResponseCache
+from imageflow_dagster.models import PromptOverride
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
@@ -59,7 +61,8 @@ def claimed_inputs(
     _fresh_steps(config, inputs)
     s3.check_bucket()
     _tag_run(context, inputs)
-    if not start_run(db, inputs.job.job_id, claim_id_of(context), db.claim_lease_s):
+    claim = claim_id_of(context)
+    if not start_run(db, inputs.job.job_id, claim, db.claim_lease_s, from_sensor=claim != context.run.run_id):
         raise dg.Failure(description=f"Job {inputs.job.job_id} is being processed by another run; not started")
     return inputs
 
@@ -85,7 +88,15 @@ def planning_tools(
         webhooks=WebhookPolicy.from_settings(settings),
         max_handoff_depth=settings.max_handoff_depth,
         db=db,
+        planner_override=_planner_override(inputs, db, context.log),
     )
+
+
+def _planner_override(inputs: JobInputs, db: DynamoDBResource, log) -> PromptOverride | None:
+    # Read per run like the job's records, and only by jobs that plan images (the override's only use).
+    if not any(step.image_tool() for step in inputs.workflow.steps):
+        return None
+    return load_planner_override(db, inputs.job.tenant_id, log)
 
 
 def _fresh_steps(config: JobRunConfig, inputs: JobInputs) -> set[int]:

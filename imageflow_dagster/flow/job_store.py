@@ -6,12 +6,18 @@ id when it starts. The final status write is fenced on the claim and removes it,
 `processing` later (a rerun) is claimable again, while the run's own progress writes never are. The lease only
 says when a claim may be taken over: the run renews it while it works (claim_heartbeat.py) and the sensor while
 the run waits in Dagster's queue, so it lapses only once the run is gone.
+
+Hand-offs (seed_handoff.py): the sensor's claim records the hand-off mark it took, and the final write ends the
+job only while the mark is still that one. A hand-off that arrived after the claim (the seed's API sets
+`processing` before it hands over, so the sensor may claim in between) makes the final write release the claim
+instead: the job stays `processing` with the new mark and rerun fields, and the sensor claims it again.
 """
 
 import time
+from enum import Enum
 from typing import Any
 
-from imageflow_dagster.flow.seed_handoff import RERUN_FIELDS
+from imageflow_dagster.flow.seed_handoff import CLAIMED_HANDOFF, HANDOFF_MARK, RERUN_FIELDS
 from imageflow_dagster.ids import utc_now_iso
 from imageflow_dagster.models import Artifact, UsageRecord
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
@@ -19,12 +25,28 @@ from imageflow_dagster.resources.dynamodb import DynamoDBResource
 CLAIM_ID = "imageflow_claim_id"
 LEASE_UNTIL = "imageflow_lease_until"  # epoch seconds; a claim past it may be taken over
 CLAIMED_AT = "imageflow_claimed_at"
-# What one entry into `processing` carries: the claim, and a step rerun handed over with it (seed_handoff.py).
-_CLAIM_ATTRS = [CLAIM_ID, LEASE_UNTIL, CLAIMED_AT, *RERUN_FIELDS]
+_CLAIM_ATTRS = [CLAIM_ID, LEASE_UNTIL, CLAIMED_AT, CLAIMED_HANDOFF]
+# What one entry into `processing` carries: the claim, the hand-off mark and a step rerun handed over with it.
+_ENTRY_ATTRS = [*_CLAIM_ATTRS, HANDOFF_MARK, *RERUN_FIELDS]
+_ATTEMPT_ATTRS = ["error_message", "error_type", "completed_at", "failed_at"]  # an earlier attempt's outcome
 _OWNED_BY = f"(attribute_not_exists(#{CLAIM_ID}) OR #{CLAIM_ID} = :claim)"
 _FREE = f"(attribute_not_exists(#{CLAIM_ID}) OR #{LEASE_UNTIL} < :now)"
+# No hand-off arrived since the claim: none pending, or the one the claim took (a claim that took none has no
+# CLAIMED_HANDOFF, and a comparison with a missing attribute is false).
+_SAME_HANDOFF = f"(attribute_not_exists(#{HANDOFF_MARK}) OR #{HANDOFF_MARK} = #{CLAIMED_HANDOFF})"
 # Attributes a finished job must not keep from an earlier attempt or from its progress display.
-_TRANSIENT = ["live_step", "error_message", "error_type", *_CLAIM_ATTRS]
+_TRANSIENT = ["live_step", "error_message", "error_type", *_ENTRY_ATTRS]
+
+
+class Finish(Enum):
+    """How a run's final write ended; truthy when the run's claim let it write."""
+
+    WRITTEN = "written"  # the job's outcome
+    HANDED_ON = "handed_on"  # a newer hand-off waits: the claim was released, the job stays `processing`
+    REFUSED = "refused"  # another claim owns the job (or, when asked, it is no longer `processing`)
+
+    def __bool__(self) -> bool:
+        return self is not Finish.REFUSED
 
 
 def update_job(db: DynamoDBResource, job_id: str, values: dict[str, Any], remove: list[str] | None = None) -> None:
@@ -37,22 +59,36 @@ def update_job(db: DynamoDBResource, job_id: str, values: dict[str, Any], remove
     )
 
 
-def claim_job(db: DynamoDBResource, job_id: str, claim_id: str, statuses: tuple[str, ...], lease_s: int) -> bool:
-    """Take a job waiting in one of `statuses`; False when another claimer holds a live claim on it."""
+def claim_job(
+    db: DynamoDBResource, job_id: str, claim_id: str, statuses: tuple[str, ...], lease_s: int, handoff: Any = None
+) -> dict | None:
+    """Take a job waiting in one of `statuses` whose hand-off mark is still `handoff`, the one the claimer read
+    (None: no mark). Returns the job as the claim left it, which the run config is built from; None when another
+    claimer holds a live claim, or a hand-off arrived since the job was read (the next tick claims that one)."""
     now = int(time.time())
     placeholders = {f":st{i}": status for i, status in enumerate(statuses)}
-    new = db.update_item(
+    values: dict[str, Any] = {CLAIM_ID: claim_id, LEASE_UNTIL: now + lease_s, CLAIMED_AT: utc_now_iso()}
+    condition = f"#status IN ({', '.join(placeholders)}) AND {_FREE}"
+    condition_values = {**placeholders, ":now": now}
+    if handoff is None:
+        condition += f" AND attribute_not_exists(#{HANDOFF_MARK})"
+    else:
+        values[CLAIMED_HANDOFF] = condition_values[":handoff"] = handoff
+        condition += f" AND #{HANDOFF_MARK} = :handoff"
+    return db.update_item(
         db.jobs_table,
         {"job_id": job_id},
-        set_values={CLAIM_ID: claim_id, LEASE_UNTIL: now + lease_s, CLAIMED_AT: utc_now_iso()},
-        condition=f"#status IN ({', '.join(placeholders)}) AND {_FREE}",
-        condition_values={**placeholders, ":now": now},
+        set_values=values,
+        remove=[CLAIMED_HANDOFF] if handoff is None else None,  # none kept from a lapsed claim taken over
+        condition=condition,
+        condition_values=condition_values,
+        return_new=True,
     )
-    return new is not None
 
 
-def start_run(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int) -> bool:
-    """Mark the job `processing` for this run; False when another run holds a live claim on it."""
+def start_run(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int, from_sensor: bool = True) -> bool:
+    """Mark the job `processing` for this run; False when another run holds a live claim on it. A run launched by
+    hand (`from_sensor` False) takes no hand-off: one pending is run for after it, with its own rerun fields."""
     now = int(time.time())
     new = db.update_item(
         db.jobs_table,
@@ -65,7 +101,7 @@ def start_run(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int) ->
             LEASE_UNTIL: now + lease_s,
         },
         set_if_absent={CLAIMED_AT: utc_now_iso()},
-        remove=["error_message", "error_type", "completed_at", "failed_at"],
+        remove=[*_ATTEMPT_ATTRS, *([] if from_sensor else [CLAIMED_HANDOFF])],
         condition=f"attribute_exists(#job_id) AND ({_OWNED_BY} OR #{LEASE_UNTIL} < :now)",
         condition_values={":claim": claim_id, ":now": now},
     )
@@ -87,7 +123,7 @@ def renew_lease(db: DynamoDBResource, job_id: str, claim_id: str, lease_s: int) 
     return new is not None
 
 
-def mark_completed(db: DynamoDBResource, job_id: str, extra: dict[str, Any], claim_id: str | None = None) -> bool:
+def mark_completed(db: DynamoDBResource, job_id: str, extra: dict[str, Any], claim_id: str | None = None) -> Finish:
     values = {"status": "completed", "completed_at": utc_now_iso(), **extra}
     return _finish(db, job_id, values, _TRANSIENT, claim_id)
 
@@ -100,10 +136,13 @@ def mark_failed(
     extra: dict | None = None,
     claim_id: str | None = None,
     only_if_processing: bool = False,
-) -> bool:
+) -> Finish:
     values = {"status": "failed", "error_message": message, "error_type": error_type, "failed_at": utc_now_iso()}
-    remove = ["live_step", "completed_at", "output_url", *_CLAIM_ATTRS]  # a failed job delivers nothing
-    return _finish(db, job_id, {**values, **(extra or {})}, remove, claim_id, only_if_processing)
+    remove = ["live_step", "completed_at", "output_url", *_ENTRY_ATTRS]  # a failed job delivers nothing
+    # ...also through the seed's document route, which serves from `artifacts` whatever the status; its UI lists
+    # a job's artifacts through the artifacts table's gsi_job_id, so they stay visible there.
+    delivers_nothing = {"artifacts": []}
+    return _finish(db, job_id, {**values, **(extra or {}), **delivers_nothing}, remove, claim_id, only_if_processing)
 
 
 def _finish(
@@ -113,22 +152,31 @@ def _finish(
     remove: list[str],
     claim_id: str | None,
     only_if_processing: bool = False,
-) -> bool:
-    """Fenced on the claim: a run that lost its claim cannot overwrite the outcome of the run that took over."""
-    condition = f"attribute_exists(#job_id) AND {_OWNED_BY}"
-    condition_values = {":claim": claim_id or "-"}
+) -> Finish:
+    """Fenced on the claim: a run that lost its claim cannot overwrite the outcome of the run that took over. And
+    on the hand-off: one that arrived after the claim is not discarded but released to the sensor."""
+    fence = f"attribute_exists(#job_id) AND {_OWNED_BY}"
+    fence_values = {":claim": claim_id or "-"}
     if only_if_processing:
-        condition += " AND #status = :processing"
-        condition_values[":processing"] = "processing"
+        fence += " AND #status = :processing"
+        fence_values[":processing"] = "processing"
+    if _fenced_update(db, job_id, values, remove, f"{fence} AND {_SAME_HANDOFF}", fence_values):
+        return Finish.WRITTEN
+    if _fenced_update(db, job_id, {}, ["live_step", *_CLAIM_ATTRS], f"{fence} AND NOT {_SAME_HANDOFF}", fence_values):
+        return Finish.HANDED_ON
+    return Finish.REFUSED
+
+
+def _fenced_update(db: DynamoDBResource, job_id: str, values: dict, remove: list, condition: str, fence: dict):
     new = db.update_item(
         db.jobs_table,
         {"job_id": job_id},
         set_values={**values, "updated_at": utc_now_iso()},
         remove=remove,
         condition=condition,
-        condition_values=condition_values,
+        condition_values=fence,
     )
-    return new is not None
+    return new is not None  # None: the condition failed
 
 
 def put_artifact(db: DynamoDBResource, artifact: Artifact) -> None:

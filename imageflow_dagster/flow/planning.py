@@ -14,12 +14,14 @@ import openai
 
 from imageflow_dagster.flow import context as ctx
 from imageflow_dagster.flow import planner
+from imageflow_dagster.flow import prompt_overrides as overrides
 from imageflow_dagster.flow.image_params import ImageConfigError, fit_image_params
 from imageflow_dagster.flow.image_requests import build_image_request, images_api_params
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.flow.response_cache import ResponseCache
 from imageflow_dagster.ids import short_hash, utc_now_iso
 from imageflow_dagster.lifecycle import ModelRetired
+from imageflow_dagster.models import PromptOverride
 from imageflow_dagster.models.pipeline import CallUsage, JobIdentity, StepPlan
 from imageflow_dagster.models.workflow import ImageToolConfig, WorkflowStep
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
@@ -41,6 +43,7 @@ class PlanningTools:
     webhooks: WebhookPolicy = field(default_factory=WebhookPolicy)
     max_handoff_depth: int = 5  # IMAGEFLOW_MAX_HANDOFF_DEPTH: handoffs in a row that may lead to one job
     db: DynamoDBResource | None = None  # handoff steps read the target workflow and write its job
+    planner_override: PromptOverride | None = None  # the tenant's, from the seed's user settings
 
     def image_variant(self, plan: StepPlan) -> str:
         return self.variant if plan.index in self.fresh_steps else ""
@@ -199,17 +202,21 @@ def _plan_image_step(job: JobIdentity, plan: StepPlan, tool: ImageToolConfig, to
 def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[planner.PlannedImage]:
     limit = tools.openai.max_images_per_step
     instructions = plan.instructions + ctx.PERSONALIZATION
+    prompts = _planner_prompts(plan, instructions, limit, tools)
     result = _cached_respond(
         tools,
         fresh=plan.index in tools.fresh_steps,
         where=f"{where} purpose=planner",
         model=plan.model,
-        instructions=planner.planner_instructions(limit),
-        input_text=planner.planner_input(plan.name, instructions, plan.context),
+        instructions=prompts.instructions,
+        input_text=prompts.input,
         text_format=planner.PLAN_SCHEMA,
         on_wait=_waiting(plan, tools, "planning"),
     )
     _took(plan, result)
+    if prompts.overridden:  # recorded in the execution step, as the seed records its planner request
+        plan.prompt_override = list(prompts.overridden)
+        plan.planner_request = {"model": plan.model, "instructions": prompts.instructions, "input": prompts.input}
     plan.planner_raw = result.text[:4000]
     images = planner.parse_plan(result.text, limit)
     if not images:
@@ -217,6 +224,22 @@ def _planned_images(plan: StepPlan, tools: PlanningTools, where: str) -> list[pl
         plan.planner_fallback = True
         images = planner.fallback_plan(plan.name, instructions, plan.context)
     return images
+
+
+def _planner_prompts(
+    plan: StepPlan, instructions: str, limit: int, tools: PlanningTools
+) -> overrides.PlannerPrompts:
+    # The seed's image steps see their whole context as both `context` and `full_context`, and no previous one.
+    variables = {
+        "step_name": plan.name,
+        "step_instructions": instructions,
+        "full_context": plan.context,
+        "context": plan.context,
+        "previous_context": "",
+    }
+    default_input = planner.planner_input(plan.name, instructions, plan.context)
+    defaults = planner.planner_instructions(limit), default_input
+    return overrides.planner_prompts(tools.planner_override, *defaults, variables)
 
 
 def _waiting(plan: StepPlan, tools: PlanningTools, status: str):

@@ -8,6 +8,7 @@ from typing import Any
 
 from imageflow_dagster.flow import context as ctx
 from imageflow_dagster.flow.errors import step_failure_message
+from imageflow_dagster.flow.prompt_overrides import SETTING
 from imageflow_dagster.ids import stable_id, utc_now_iso
 from imageflow_dagster.models import Artifact, ExecutionStep, UsageRecord
 from imageflow_dagster.models.pipeline import (
@@ -200,6 +201,9 @@ def _step_input(step: StepPlan, images: list[GeneratedImage]) -> dict[str, Any]:
     if step.kind == "image":
         details.update(image_model=used_image_model(step, images), image_path=step.image_path, image_config=step.image_config)
         details["planner_fallback"] = step.planner_fallback
+        if step.prompt_override:
+            details["prompt_override"] = {"setting": SETTING, "overridden": step.prompt_override}
+            details["planner_request"] = step.planner_request
     details["depends_on"] = [d + 1 for d in step.depends_on]
     return details
 

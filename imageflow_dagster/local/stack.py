@@ -77,6 +77,7 @@ class LocalStack:
         persist: bool = True,
         launcher: str = "default",
         env: dict[str, str] | None = None,
+        seed_tables: bool = False,
     ):
         self.home = Path(home or os.getenv("IMAGEFLOW_HOME") or ".imageflow").resolve()
         self._fixed_ports = fixed_ports
@@ -95,6 +96,7 @@ class LocalStack:
         )
         self._persist = persist
         self._extra_env = dict(env or {})  # e.g. the Celery launcher's broker and backend
+        self._seed_tables = seed_tables  # every table of the seed's, for its own API beside the flow
         self._children: list[subprocess.Popen] = []
         self.ports: dict[str, int] = {}
         self.env: dict[str, str] = {}
@@ -110,7 +112,8 @@ class LocalStack:
             self.env = self._environment()
             self._write_dagster_home()
             with _patched_environ(self.env):
-                bootstrap(Settings.from_env(), public_images=True)  # image URLs point at moto itself
+                # public images: image URLs point at moto itself
+                bootstrap(Settings.from_env(), public_images=True, seed_tables=self._seed_tables)
         except BaseException:
             self.stop()
             raise

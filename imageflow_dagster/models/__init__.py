@@ -4,8 +4,10 @@ from imageflow_dagster.models.artifact import Artifact
 from imageflow_dagster.models.execution_step import ExecutionStep
 from imageflow_dagster.models.form import Form, FormField
 from imageflow_dagster.models.job import Job
+from imageflow_dagster.models.notification import Notification
 from imageflow_dagster.models.submission import Submission
 from imageflow_dagster.models.usage_record import UsageRecord
+from imageflow_dagster.models.user_settings import PromptOverride, UserSettings
 from imageflow_dagster.models.workflow import ImageToolConfig, Workflow, WorkflowStep
 
 __all__ = [
@@ -15,8 +17,11 @@ __all__ = [
     "FormField",
     "ImageToolConfig",
     "Job",
+    "Notification",
+    "PromptOverride",
     "Submission",
     "UsageRecord",
+    "UserSettings",
     "Workflow",
     "WorkflowStep",
 ]

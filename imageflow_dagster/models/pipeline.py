@@ -83,6 +83,9 @@ class StepPlan(BaseModel):
     requests: list[ImageRequest] = Field(default_factory=list)
     planner_fallback: bool = False
     planner_raw: str | None = None
+    # The tenant's planner override (flow/prompt_overrides.py): the fields it replaced and what the planner got.
+    prompt_override: list[str] = Field(default_factory=list)
+    planner_request: dict[str, Any] | None = None
     usage: CallUsage | None = None
     replayed: bool = False  # answer came from the response cache (no API call)
     requested_model: str | None = None  # what the workflow named, before lifecycle replacements

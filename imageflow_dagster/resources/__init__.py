@@ -24,6 +24,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         submissions_table=settings.tables.submissions,
         artifacts_table=settings.tables.artifacts,
         usage_records_table=settings.tables.usage_records,
+        user_settings_table=settings.tables.user_settings,
+        notifications_table=settings.tables.notifications,
         claim_lease_s=settings.claim_lease_s,
     )
     budget = OpenAIRateBudget(

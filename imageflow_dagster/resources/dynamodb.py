@@ -63,6 +63,9 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
     submissions_table: str = "leadmagnet-submissions"
     artifacts_table: str = "leadmagnet-artifacts"
     usage_records_table: str = "leadmagnet-usage-records"
+    # Optional seed tables, left out of `table_names()`: the tenant's prompt overrides and the UI's bell.
+    user_settings_table: str = "leadmagnet-user-settings"
+    notifications_table: str = "leadmagnet-notifications"
     max_pool_connections: int = DEFAULT_POOL_SIZE
     claim_lease_s: int = 3600
     """How long a claimed job stays reserved for its run before another claimer may take it over."""
