@@ -16,7 +16,7 @@ SMOKE = {"runs": 1, "images": 2, "latency": 0.05, "planner": 0.02, "per_step": 1
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     sizes = SMOKE if args.smoke else FULL
-    wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6", "7", "8"}
+    wanted = set(args.cases.split(",")) if args.cases else {"1", "2", "3", "4", "5", "6", "7", "8", "9"}
     results: list[Measurement] = []
     with local_stack() as stack:
         if "1" in wanted or "0" in wanted:
@@ -66,6 +66,11 @@ def _out_of_process_cases(wanted: set[str], smoke: bool) -> list:
         from benchmarks import coordinator
 
         selected.append(lambda: coordinator.run(smoke))
+    parts = "".join(case[1:] or "abc" for case in wanted if case.startswith("9"))  # 9 = 9a, 9b and 9c
+    if parts:
+        from benchmarks import deployment
+
+        selected.append(lambda: deployment.run(smoke, parts))
     return selected
 
 
@@ -116,7 +121,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, one run each (CI keeps them working)")
     parser.add_argument("--out", help="write the markdown report here (e.g. BENCHMARKS.md)")
-    parser.add_argument("--cases", help="comma-separated case numbers (default: all)")
+    parser.add_argument("--cases", help="comma-separated case numbers (default: all); 9a, 9b, 9c: parts of case 9")
     return parser.parse_args(argv)
 
 

@@ -44,15 +44,15 @@ MAX_WALL_RATIO = 1.3
 
 def run(smoke: bool) -> list[Measurement]:
     seed_size, size = (SMOKE, SMOKE) if smoke else (SEED_FULL, FULL)
-    seed = _report("seed's way (sequential per job, SDK retries), token bucket", _seed_way(seed_size), seed_size, None)
+    seed = report("seed's way (sequential per job, SDK retries), token bucket", _seed_way(seed_size), seed_size, None)
     results = [seed]
     for configured in (True, False):
         for algorithm, outcome in _imageflow(size, configured).items():
-            results.append(_report(_name(algorithm, configured), outcome, size, (algorithm, configured)))
+            results.append(report(name_of(algorithm, configured), outcome, size, (algorithm, configured)))
     return results
 
 
-def _name(algorithm: str, configured: bool) -> str:
+def name_of(algorithm: str, configured: bool) -> str:
     server = {"token_bucket": "token bucket", "rolling_window": "rolling minute"}[algorithm]
     knowledge = "IMAGEFLOW_IMAGES_PER_MINUTE set" if configured else "limit learned from 429s"
     return f"imageflow, {knowledge}, {server}, refused calls count"
@@ -81,7 +81,7 @@ def _seed_way(size: dict) -> dict:
 
         with ThreadPoolExecutor(size["jobs"]) as pool:
             completed = sum(pool.map(one_job, range(size["jobs"])))
-        return {"completed": completed, **_calls(server, size)}
+        return {"completed": completed, **calls_of(server, size)}
 
 
 def _imageflow(size: dict, configured: bool) -> dict[str, dict]:
@@ -102,7 +102,7 @@ def _imageflow(size: dict, configured: bool) -> dict[str, dict]:
                 jobs = [submit_job(db, workflow=_workflow(size["images"]), answers={"name": "Ada"}).job_id
                         for _ in range(size["jobs"])]
                 statuses = _wait_for_outcomes(db, jobs, timeout_s=900)
-                outcomes[algorithm] = {"completed": statuses.count("completed"), **_calls(server, size)}
+                outcomes[algorithm] = {"completed": statuses.count("completed"), **calls_of(server, size)}
             return outcomes
 
 
@@ -148,7 +148,7 @@ def _wait_for_outcomes(db, jobs: list[str], timeout_s: float) -> list[str]:
         time.sleep(1)
 
 
-def _calls(server: OpenAIServerControl, size: dict) -> dict:
+def calls_of(server: OpenAIServerControl, size: dict) -> dict:
     """Wall time from the first image call to the last image's end, and the share of calls answered 429."""
     calls = server.requests("images")
     served = [c for c in calls if c["status"] == 200]
@@ -157,7 +157,7 @@ def _calls(server: OpenAIServerControl, size: dict) -> dict:
     return {"wall_s": wall, "calls": len(calls), "refused": len(refused)}
 
 
-def _report(name: str, outcome: dict, size: dict, imageflow: tuple[str, bool] | None) -> Measurement:
+def report(name: str, outcome: dict, size: dict, imageflow: tuple[str, bool] | None) -> Measurement:
     algorithm, configured = imageflow or ("token_bucket", True)
     bound = limit_bound_s(size, algorithm)
     share = outcome["refused"] / outcome["calls"] if outcome["calls"] else 0.0

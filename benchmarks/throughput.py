@@ -124,7 +124,13 @@ def _pss_in_flight(stack: LocalStack, db, instance: dg.DagsterInstance) -> tuple
 
 def _stack_pss(stack: LocalStack) -> float:
     """MB of PSS of every process the stack started and all their descendants (daemon, code servers, workers,
-    runs), whatever session a descendant made for itself."""
+    runs)."""
+    return tree_pss(stack.pids)
+
+
+def tree_pss(roots: list[int]) -> float:
+    """MB of PSS of the processes `roots` and all their descendants, whatever session a descendant made for
+    itself."""
     parents, pss_kb = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -135,7 +141,7 @@ def _stack_pss(stack: LocalStack) -> float:
             pss_kb[int(entry.name)] = next(int(line.split()[1]) for line in rollup if line.startswith("Pss:"))
         except (OSError, IndexError, ValueError, StopIteration):
             continue
-    ours = set(stack.pids)
+    ours = set(roots)
     grew = True
     while grew:
         children = {pid for pid, parent in parents.items() if parent in ours} - ours
