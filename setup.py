@@ -27,6 +27,7 @@ setup(
         "Pillow>=10",
         "boto3>=1.35",
         "python-ulid>=2",
+        "httpx>=0.27,<1",  # webhook steps (steps/webhook_http.py); arrived only through dagster-dg-cli before
     ],
     extras_require={
         "deploy": DEPLOY,
