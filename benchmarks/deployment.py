@@ -54,6 +54,7 @@ P95_TARGET_S = 10.0
 @dataclass
 class Deployment:
     stack: LocalStack
+    settings: Settings
     server: OpenAIServerControl
     db: object  # DynamoDBResource
     postgres_url: str
@@ -121,7 +122,7 @@ def deployment(knobs: dict, images_per_minute: float | None) -> Iterator[Deploym
                 # (opened before the services start: it creates the schema alone)
                 spawn("daemon")
                 workers = [spawn("worker-1"), spawn("worker-2")]
-                deployed = Deployment(stack, OpenAIServerControl(stack.env["OPENAI_BASE_URL"]),
+                deployed = Deployment(stack, settings, OpenAIServerControl(stack.env["OPENAI_BASE_URL"]),
                                       build_resources(settings)["dynamodb"], postgres_url, instance, workers)
                 _warm_up(deployed)
                 yield deployed
@@ -320,7 +321,7 @@ def bursts(size: dict) -> list[Measurement]:
             for algorithm in burst.ALGORITHMS:
                 _limit(deployed.server, size["per_minute"], size["latency"], 0.0, algorithm)
                 table = deployed.db.get_client()
-                table.delete_item(TableName=_settings_of(deployed.stack).rate_limits_table,
+                table.delete_item(TableName=deployed.settings.rate_limits_table,
                                   Key={"budget": {"S": "images"}})
                 jobs = [_submit(deployed, f"burst-{n}", n, images=size["images"]) for n in range(size["jobs"])]
                 statuses = _wait_ended(deployed, jobs, 900)

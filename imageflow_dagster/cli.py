@@ -15,6 +15,7 @@ from pathlib import Path
 import botocore.exceptions
 
 from imageflow_dagster.bootstrap import TableMismatch, bootstrap
+from imageflow_dagster.flow.job_store import job_usage_rows
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE
 from imageflow_dagster.flow.spend import (
     parse_day,
@@ -25,7 +26,7 @@ from imageflow_dagster.flow.spend import (
     utc_today,
 )
 from imageflow_dagster.resources import build_resources
-from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError, deserialize_item
+from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError
 from imageflow_dagster.resources.s3 import ImageflowS3Resource, StorageError
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
@@ -198,7 +199,7 @@ def job_report(db: DynamoDBResource, s3: ImageflowS3Resource, job_id: str) -> di
     row = db.get_item(db.jobs_table, {"job_id": job_id})
     if row is None:
         raise CliError(f"job {job_id} not found in table {db.jobs_table}")
-    usage = _usage_of(db, job_id)
+    usage = job_usage_rows(db, job_id)
     live = (row.get("live_step") or {}).get("output_text", "")
     return {
         "job_id": job_id,
@@ -217,27 +218,6 @@ def _image_urls(s3: ImageflowS3Resource, row: dict) -> list[str]:
     if not raw:
         return []
     return [url for step in json.loads(raw) for url in step.get("image_urls") or []]
-
-
-def _usage_of(db: DynamoDBResource, job_id: str) -> list[dict]:
-    """Scans the usage table with a filter: fine for local use; the seed's table has no job index."""
-    rows, start = [], None
-    while True:
-        kwargs = {
-            "TableName": db.usage_records_table,
-            "FilterExpression": "job_id = :j",
-            "ExpressionAttributeValues": {":j": {"S": job_id}},
-        }
-        if start:
-            kwargs["ExclusiveStartKey"] = start
-        try:
-            page = db.get_client().scan(**kwargs)
-        except botocore.exceptions.ClientError as exc:
-            raise CliError(f"cannot read table {db.usage_records_table}: {exc.response['Error']['Code']}") from exc
-        rows += [deserialize_item(i) for i in page.get("Items", [])]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return rows
 
 
 # ---- spend

@@ -199,11 +199,16 @@ def put_usage(db: DynamoDBResource, record: UsageRecord) -> bool:
 
 def job_cost_usd(db: DynamoDBResource, job_id: str) -> float:
     """What every run of the job has cost so far, from its usage rows."""
-    total, start_key = 0.0, None
+    return sum(float(row.get("cost_usd", 0)) for row in job_usage_rows(db, job_id))
+
+
+def job_usage_rows(db: DynamoDBResource, job_id: str) -> list[dict]:
+    """Every usage row of the job, over all its runs (imageflow's `gsi_job_id` on the usage table)."""
+    rows, start_key = [], None
     while True:
-        rows, start_key = db.query_index(
+        page, start_key = db.query_index(
             db.usage_records_table, "gsi_job_id", "#j = :j", {"#j": "job_id"}, {":j": job_id}, limit=500, start_key=start_key
         )
-        total += sum(float(row.get("cost_usd", 0)) for row in rows)
+        rows += page
         if not start_key:
-            return total
+            return rows

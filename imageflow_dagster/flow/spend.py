@@ -12,11 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
-from botocore.exceptions import ClientError
 
-from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError, deserialize_item
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
 TENANT_INDEX = "gsi_tenant_date"
 FIELDS = ("tenant_id", "job_id", "model", "cost_usd", "input_tokens", "output_tokens", "created_at")
@@ -37,25 +35,9 @@ def read_usage(
 
 
 def _scan(db: DynamoDBResource, bounds: dict[str, str]) -> Iterator[dict]:
-    # Pages of at most 1 MB each (DynamoDB's limit), read one after the other: a parallel Scan would cost the
-    # same read units, and a daily job is not in a hurry.
-    kwargs: dict[str, Any] = {
-        "TableName": db.usage_records_table,
-        "ProjectionExpression": ", ".join(_NAMES),
-        "FilterExpression": "#created_at BETWEEN :lo AND :hi",
-        "ExpressionAttributeNames": _NAMES,
-        "ExpressionAttributeValues": {k: {"S": v} for k, v in bounds.items()},
-    }
-    while True:
-        try:
-            page = db.get_client().scan(**kwargs)
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            raise TableError(f"DynamoDB Scan on table {db.usage_records_table!r} failed: {code}") from exc
-        yield from (deserialize_item(item) for item in page.get("Items", []))
-        if not page.get("LastEvaluatedKey"):
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    # Pages read one after the other: a parallel Scan would cost the same read units, and a daily job is not in
+    # a hurry.
+    return db.scan(db.usage_records_table, "#created_at BETWEEN :lo AND :hi", _NAMES, bounds, ", ".join(_NAMES))
 
 
 def _query_tenant(db: DynamoDBResource, tenant: str, bounds: dict[str, str]) -> Iterator[dict]:

@@ -2,6 +2,7 @@
 
 import re
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -186,6 +187,29 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
         except ClientError as exc:
             raise _table_error("Query", table, exc) from exc
         return [deserialize_item(i) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
+
+    def scan(
+        self, table: str, filter_expression: str, names: dict[str, str], values: dict[str, Any],
+        projection: str | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every row of `table` that matches the filter, page by page (1 MB each, DynamoDB's limit)."""
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {k: _serializer.serialize(to_dynamo(v)) for k, v in values.items()},
+        }
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+        while True:
+            try:
+                page = self.get_client().scan(**kwargs)
+            except ClientError as exc:
+                raise _table_error("Scan", table, exc) from exc
+            yield from (deserialize_item(i) for i in page.get("Items", []))
+            if not page.get("LastEvaluatedKey"):
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def check_tables(self) -> None:
         for table in self.table_names():
