@@ -6,8 +6,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import openai
 import pytest
 
+from imageflow_dagster.local.openai_server import LocalOpenAIServer
 from imageflow_dagster.resources.openai_retry import SLOT_MARGIN_S, CallPolicy, CallStats
 from imageflow_dagster.resources.rate_budget import Budget, BudgetExhausted, OpenAIRateBudget
 
@@ -134,3 +136,27 @@ def test_models_with_their_own_limit_get_their_own_budget(db, settings, tmp_path
     assert budget.budget("images", "gpt-image-2.6-flare") == Budget("images:gpt-image-2.6-flare", 5.0)
     assert budget.budget("images", "gpt-image-2.6-sunburst") == Budget("images", 30.0)
     assert budget.budget("tokens", "gpt-5.2") == Budget("tokens", 1000.0)
+
+
+def test_openais_count_of_what_is_left_holds_the_budget_back(db, settings):
+    """A rolling minute gives nothing back after its first minute where a continuous refill would: every answer's
+    `x-ratelimit-remaining-images` pulls the shared model down to OpenAI's count, for a configured limit and for
+    one learned from the headers of the first answer."""
+    with LocalOpenAIServer(images_per_minute=30, rate_limit_algorithm="rolling_window") as server:
+        with openai.OpenAI(api_key="k", base_url=server.base_url, max_retries=0) as sdk:
+
+            def draw(n: int = 1):
+                return sdk.images.with_raw_response.generate(model="gpt-image-1.5", prompt="p", quality="low", n=n)
+
+            for images in (Budget("images:configured", 30.0), Budget("images:learned", None)):
+                server.configure(images_per_minute=30)  # the whole minute free again
+                for n in (10, 10, 8):  # another process's calls: 28 of the minute's 30
+                    draw(n)
+                policy = CallPolicy(make_budget(db, settings), max_retries=0, patience_s=600)
+                answer = policy.run(draw, images, 1, CallStats())
+                assert len(answer.data) == 1  # the parsed answer, not the raw one
+                state = db.get_item(settings.rate_limits_table, {"budget": images.key})
+                assert "per_minute" not in state if images.per_minute else state["per_minute"] == 30
+                # One image left on the server: the model holds one, not the 29 it counted on.
+                assert policy.budget.reserve(images, 1, max_wait_s=600) == 0.0
+                assert 1.5 < policy.budget.reserve(images, 1, max_wait_s=600) <= 2.0

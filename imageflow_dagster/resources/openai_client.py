@@ -184,7 +184,8 @@ class OpenAIResource(dg.ConfigurableResource):
             else:
                 budget = self.budget.budget("tokens", current)
                 units = (len(instructions) + len(input_text)) / 4 + (max_output_tokens or DEFAULT_OUTPUT_TOKENS)
-            return self.policy().run(lambda: self.client().responses.create(**params), budget, units, stats, on_wait)
+            call = lambda: self.client().responses.with_raw_response.create(**params)  # noqa: E731
+            return self.policy().run(call, budget, units, stats, on_wait)
 
         started = time.monotonic()
         response, model = self._with_successor(model, image_tool, attempt, replacements, log, where)
@@ -218,7 +219,9 @@ class OpenAIResource(dg.ConfigurableResource):
 
         def attempt(current: str) -> Any:
             fitted = fit_image_params(current, params)
-            call = lambda: self.client().images.generate(model=current, prompt=prompt, n=1, **fitted)  # noqa: E731
+            call = lambda: self.client().images.with_raw_response.generate(  # noqa: E731
+                model=current, prompt=prompt, n=1, **fitted
+            )
             return self.policy().run(call, self.budget.budget("images", current), 1, stats, on_wait)
 
         started = time.monotonic()

@@ -7,6 +7,8 @@ had to sleep for them, checks right before it goes out that no 429 paused the ac
   again, for as long as the caller's patience lasts;
 - 429 `insufficient_quota` fails at once: waiting does not buy quota;
 - connection errors, timeouts, 408, 409 and 5xx are retried `max_retries` times with the SDK's backoff.
+A successful answer's `x-ratelimit-remaining-*` corrects the shared budget (rate_budget.observe), so calls are
+`with_raw_response` calls: the policy reads the headers and hands back the parsed answer.
 """
 
 import random
@@ -72,8 +74,9 @@ class CallPolicy:
             if not in_slot_retry:
                 self._wait_for_budget(budget, units, deadline, stats, on_wait)
             stats.attempts += 1
+            sent_at = time.time()
             try:
-                return call()
+                answer = call()
             except openai.RateLimitError as exc:
                 if getattr(exc, "code", None) == "insufficient_quota":
                     raise QuotaExhausted(f"OpenAI quota exhausted: {_message(exc)}") from exc
@@ -90,6 +93,18 @@ class CallPolicy:
                     raise
                 time.sleep(_backoff(exc, transient_failures))
                 transient_failures += 1
+            else:
+                return self._parsed(answer, budget, sent_at)
+
+    def _parsed(self, answer, budget: Budget, sent_at: float):
+        """The SDK's parsed answer; on the way, OpenAI's count of what is left corrects the shared budget."""
+        headers = getattr(answer, "headers", None)
+        if headers is None:
+            return answer
+        remaining = _header_number(headers, "remaining", budget)
+        if remaining is not None:
+            self.budget.observe(budget, sent_at, remaining, _header_number(headers, "limit", budget))
+        return answer.parse()
 
     def _sleep_in_slot(self, seconds: float, deadline: float, stats: CallStats) -> None:
         if time.monotonic() + seconds > deadline:
@@ -145,14 +160,19 @@ def retry_after_s(exc: openai.APIStatusError) -> float | None:
 
 def limit_from_headers(exc: openai.APIStatusError, budget: Budget) -> float | None:
     """The per-minute limit OpenAI reports (`x-ratelimit-limit-images`, `-requests` or `-tokens`)."""
-    headers = exc.response.headers
+    limit = _header_number(exc.response.headers, "limit", budget)
+    return limit if limit else None
+
+
+def _header_number(headers, field: str, budget: Budget) -> float | None:
+    """`x-ratelimit-{field}-images` (or `-requests`) for an images budget, `-tokens` for a tokens one."""
     names = ("images", "requests") if budget.key.startswith("images") else ("tokens",)
     for name in names:
         try:
-            value = float(headers.get(f"x-ratelimit-limit-{name}") or 0)
-        except ValueError:
+            value = float(headers.get(f"x-ratelimit-{field}-{name}"))
+        except (TypeError, ValueError):
             continue
-        if value > 0:
+        if value >= 0:
             return value
     return None
 

@@ -12,6 +12,12 @@ that was refused. A call that slept for its slot reads `paused_until` again befo
 pause that began while it slept means its slot was counted on a bucket OpenAI says is empty, and it takes a new
 one. With no limit configured and none learned from `x-ratelimit-limit-*`, `paused_until` is all there is, read
 first by every call.
+
+Every successful answer carries OpenAI's own count (`x-ratelimit-remaining-*` as of when the call went out), and
+the model is never allowed to hold more than that (`observe`). A continuous refill and a rolling minute look the
+same for the first minute and part ways after it: the bucket refills, the rolling minute gives nothing back until
+its first calls leave it. Without this the model kept refilling while a rolling minute had none left, and every
+call booked on that refill met a 429 at once, in parallel, before the first one could pause the others.
 """
 
 import json
@@ -95,6 +101,18 @@ class OpenAIRateBudget(dg.ConfigurableResource):
             # Empty until `until`: the next unit's slot starts there. Reservations already past it keep theirs.
             tat = until + WINDOW_S - WINDOW_S / float(limit)
             self._update(budget.key, "SET tat = :t", "attribute_not_exists(tat) OR tat < :t", {":t": tat})
+
+    def observe(self, budget: Budget, sent_at: float, remaining: float, reported_limit: float | None) -> None:
+        """OpenAI answered a call sent at `sent_at` and says `remaining` units were left after it: push the model
+        back so that it holds no more (it may hold less: calls booked since then are still on top of it)."""
+        limit = budget.per_minute
+        if limit is None and reported_limit:
+            self._update(budget.key, "SET per_minute = :v", None, {":v": reported_limit})
+            limit = reported_limit
+        if not limit:
+            return
+        tat = sent_at + WINDOW_S - min(remaining, limit) * WINDOW_S / float(limit)
+        self._update(budget.key, "SET tat = :t", "attribute_not_exists(tat) OR tat < :t", {":t": tat})
 
     def pause_left(self, budget: Budget) -> float:
         """Seconds until the pause the latest 429 set ends (0 when none is in force)."""
