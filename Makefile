@@ -3,15 +3,22 @@ VENV ?= .venv
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
 
-.PHONY: dev test test-fast bench bench-smoke mutate install clean
+.PHONY: dev test test-fast test-unit bench bench-smoke mutate install lock clean
 
-$(VENV)/.installed: setup.py pyproject.toml
+# Every third-party version comes from constraints.txt (the lock; `make lock` refreshes it), so a clean clone,
+# CI and deploy/Dockerfile install the same releases.
+$(VENV)/.installed: setup.py pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
+
+# Re-resolve constraints.txt after a requirement in setup.py changes (scripts/lock.sh; LOCK_ARGS=--upgrade
+# moves every pin to the newest allowed release).
+lock:
+	bash scripts/lock.sh $(LOCK_ARGS)
 
 dev: $(VENV)/.installed
 	$(VENV)/bin/imageflow dev
@@ -27,6 +34,11 @@ test: $(VENV)/.installed
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -m "not e2e and not browser"
+
+# The pure modules, tested directly in a few seconds; --confcutdir keeps out the service fixtures of
+# imageflow_dagster_tests/conftest.py (moto, the local OpenAI server), which `make test` still uses.
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q --confcutdir=imageflow_dagster_tests/unit imageflow_dagster_tests/unit
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import botocore.exceptions
 from imageflow_dagster.bootstrap import TableMismatch, bootstrap
 from imageflow_dagster.flow.job_store import job_usage_rows
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE
+from imageflow_dagster.observability.logs import configure_process_logging
 from imageflow_dagster.flow.spend import (
     parse_day,
     period_spend,
@@ -30,6 +30,11 @@ from imageflow_dagster.resources.dynamodb import DynamoDBResource, TableError
 from imageflow_dagster.resources.s3 import ImageflowS3Resource, StorageError
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # 3.10: the same parser from PyPI (setup.py declares tomli there)
+    import tomli as tomllib
 
 ENDED = ("completed", "failed")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the source tree (pyproject.toml with [tool.dg])
@@ -45,6 +50,7 @@ class CliError(Exception):
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    configure_process_logging()  # IMAGEFLOW_LOG_FORMAT=json: library (boto, Celery) logs as JSON lines
     try:
         return args.run(args)
     except CliError as exc:
@@ -245,6 +251,12 @@ def _day(text: str) -> str:
 
 # ---- dev
 def _dev(args: argparse.Namespace) -> int:
+    from imageflow_dagster.local.extra import missing_local_extra
+
+    missing = missing_local_extra()
+    if missing:
+        needs = "`imageflow dev` needs the local extra (pip install -e '.[local]')"
+        raise CliError(f"{', '.join(missing)} missing: {needs}")
     from imageflow_dagster.local.stack import LocalStack, wait_for_http
 
     stack = LocalStack(

@@ -4,7 +4,7 @@ import hashlib
 import re
 import time
 import unicodedata
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from ulid import ULID
 
@@ -65,7 +65,7 @@ def utc_now_iso() -> str:
 
 
 def iso_from_epoch(seconds: float) -> str:
-    moment = datetime.fromtimestamp(seconds, UTC)
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

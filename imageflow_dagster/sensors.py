@@ -8,6 +8,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from imageflow_dagster.alerts import runless
 from imageflow_dagster.flow.claim_runs import WILL_RETRY_TAG, ClaimRuns
 from imageflow_dagster.flow.admission import Admission
 from imageflow_dagster.flow.errors import BadRecordError
@@ -25,6 +26,7 @@ from imageflow_dagster.flow.loading import load_job_inputs
 from imageflow_dagster.flow.seed_handoff import HANDOFF_MARK, claimed_rerun_config, is_handed_over, step_rerun_config
 from imageflow_dagster.ids import new_id
 from imageflow_dagster.jobs import image_generation_job
+from imageflow_dagster.observability import signals
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.run_tags import CLAIM_TAG, sensor_run_tags
@@ -74,6 +76,7 @@ def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: Dynamo
         f"{len(keys)} run(s) requested, {tick.failed_jobs} bad job(s) failed, {tick.skipped} skipped, "
         f"{admission.held} held for their tenant's share or a full run queue"
     )
+    signals.sensor_tick(context.instance, admission, tick.run_requests)  # JobsWaiting, RunsQueued (EMF)
     return dg.SensorResult(
         run_requests=tick.run_requests,
         dynamic_partitions_requests=[jobs_partitions.build_add_request(keys)] if keys else [],
@@ -98,9 +101,13 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
         try:
             inputs = load_job_inputs(db, job_id)
         except BadRecordError as bad:
-            if _claim(db, settings, job, claim):
+            if claimed := _claim(db, settings, job, claim):
                 written = mark_failed(db, job_id, str(bad), bad.error_type, claim_id=claim)
-                tick.failed_jobs += written is Finish.WRITTEN
+                if written is Finish.WRITTEN:
+                    tick.failed_jobs += 1
+                    signals.job_failed(job_id, bad.error_type, tenant_id=job.get("tenant_id"))
+                    # No run will end for it: the alert sensor reads this record instead (alerts/runless.py).
+                    runless.record(context.instance, claimed, str(bad), bad.error_type, context.log)
             return
         # The run is built from the item the claim wrote, not the one read: a hand-off may have landed in between.
         if claimed := _claim(db, settings, job, claim):
@@ -193,3 +200,4 @@ def _fail_job_of_run(run: dg.DagsterRun, db: DynamoDBResource, message: str, err
     if job_id and run.tags.get(WILL_RETRY_TAG) != "true":
         claim = run.tags.get(CLAIM_TAG) or run.run_id
         mark_failed(db, job_id, message, error_type, claim_id=claim, only_if_processing=True)
+        signals.run_of_job_failed(db, run)  # JobsFailed (EMF), whoever wrote the row

@@ -105,6 +105,10 @@ class Settings:
     # for links to a failed job's run.
     alert_webhook_url: str | None = field(default=None, repr=False)
     ui_url: str | None = None
+    # Operators' logs and metrics (observability/): `json` writes one JSON object per log line; `emf` writes
+    # CloudWatch embedded-metric-format lines (queue depth, rate-limit waits, failures) to stdout.
+    log_format: str = "text"
+    metrics: str = "off"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -160,4 +164,6 @@ class Settings:
             max_handoff_depth=_env_positive_int("IMAGEFLOW_MAX_HANDOFF_DEPTH", 5),
             alert_webhook_url=os.getenv("IMAGEFLOW_ALERT_WEBHOOK_URL") or None,
             ui_url=os.getenv("IMAGEFLOW_UI_URL") or None,
+            log_format=_env_choice("IMAGEFLOW_LOG_FORMAT", "text", ("text", "json")),
+            metrics=_env_choice("IMAGEFLOW_METRICS", "off", ("off", "emf")),
         )

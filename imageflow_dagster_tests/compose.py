@@ -37,4 +37,4 @@ def service(name: str, shell: Mapping[str, str]) -> tuple[list[str], dict[str, s
             environment[key] = interpolate(str(value), shell)
         elif key in shell:
             environment[key] = shell[key]
-    return [str(part) for part in spec["command"]], environment
+    return [interpolate(str(part), shell) for part in spec["command"]], environment

@@ -1,7 +1,7 @@
 """Alerts reach a loopback Slack-compatible receiver: failed jobs named (real runs failing through the local OpenAI
-server's faults, and a crashed run ended by the run-failure sensor), completed ones not, no secret in any post; a
-burst digested to at most 10 posts a minute; the quota and the jobs sensor alerted once until they recover. The
-sensor's clock is the test's: minutes pass without waiting for them."""
+server's faults, a crashed run ended by the run-failure sensor, and jobs the jobs sensor failed without a run),
+completed ones not, no secret in any post; a burst digested to at most 10 posts a minute; the quota and the jobs
+sensor alerted once until they recover. The sensor's clock is the test's: minutes pass without waiting for them."""
 
 import logging
 import time
@@ -18,14 +18,17 @@ from dagster._core.scheduler.instigation import InstigatorState, InstigatorStatu
 from dagster._core.test_utils import create_run_for_test
 from dagster._utils.error import SerializableErrorInfo
 
+from imageflow_dagster.alerts import runless
 from imageflow_dagster.alerts import sensor as alert_sensor
 from imageflow_dagster.alerts.digest import MAX_POSTS_PER_MINUTE
 from imageflow_dagster.alerts.sensor import alert_tick, job_failure_alert_sensor
 from imageflow_dagster.alerts.watch import JOBS_SENSOR
+from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.job_store import claim_job, mark_failed
+from imageflow_dagster.flow.loading import MAX_INSTRUCTIONS
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.run_tags import CLAIM_TAG, TENANT_TAG
-from imageflow_dagster.sensors import job_run_failure_sensor
+from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
 from imageflow_dagster.settings import Settings
 from imageflow_dagster_tests.conftest import Pipeline, with_changes
 from imageflow_dagster_tests.test_run_status_sensors import _one_event_log
@@ -150,6 +153,50 @@ def _tick_failure_sensor(alerts, cursor):
 def _assert_no_secret(posts: list[str]) -> None:
     for secret in (KEY, "ui-password-1234", "ops:", HOOK_PATH, "hook-secret-path"):
         assert not any(secret in p for p in posts), secret
+
+
+def test_jobs_failed_by_the_jobs_sensor_without_a_run_are_named(alerts):
+    """Bad records: the jobs sensor fails them in DynamoDB and launches nothing, so no run event names them; its
+    record in the instance does. One workflow is missing; the other's error names a step called after the key."""
+    pipeline = alerts.pipeline
+    missing = pipeline.submit(single_image_workflow("Create 1 image."), tenant_id="tenant_missing")
+    alerts.db.get_client().delete_item(
+        TableName=alerts.db.workflows_table, Key={"workflow_id": {"S": missing.workflow_id}}
+    )
+    oversized = single_image_workflow("x" * (MAX_INSTRUCTIONS + 1))
+    oversized["steps"][0]["step_name"] = f"Brand {KEY}"  # the loader's message names the step
+    leaky = pipeline.submit(oversized, tenant_id="tenant_leaky")
+    good = pipeline.submit(single_image_workflow("Create 1 image."), tenant_id="tenant_ok")
+
+    requested = _tick_jobs_sensor(alerts).run_requests
+    assert [r.partition_key for r in requested] == [good.job_id]  # the bad ones took no run
+    assert pipeline.job(missing.job_id)["error_message"] == f"Workflow {missing.workflow_id} not found"
+    assert pipeline.job(leaky.job_id)["status"] == "failed" and KEY in pipeline.job(leaky.job_id)["error_message"]
+    assert alerts.instance.get_runs_count() == 0
+
+    posts = alerts.tick()
+    [named] = [p for p in posts if missing.job_id in p]
+    assert "tenant: tenant_missing" in named and f"workflow: {missing.workflow_id}" in named
+    assert f"error: Workflow {missing.workflow_id} not found" in named
+    assert "run: none" in named and "/runs/" not in named
+    [masked] = [p for p in posts if leaky.job_id in p]
+    assert "tenant_leaky" in masked and "has instructions longer than" in masked and "[redacted]" in masked
+    assert not any(good.job_id in p for p in posts) and len(posts) == 2
+    _assert_no_secret(alerts.posts())
+    assert alerts.tick(30) == []  # named once
+
+    # The record the UI shows on the asset's page holds no secret either.
+    records = alerts.instance.fetch_observations(runless.ASSET_KEY, limit=10).records
+    assert {r.asset_observation.metadata["job_id"].value for r in records} == {missing.job_id, leaky.job_id}
+    assert not any(KEY in str(r.asset_observation.metadata) for r in records)
+
+
+def _tick_jobs_sensor(alerts) -> dg.SensorResult:
+    context = dg.build_sensor_context(
+        instance=alerts.instance, instance_ref=alerts.instance.get_ref(), definitions=defs,
+        resources={"dynamodb": alerts.db},
+    )
+    return processing_jobs_sensor.evaluate_tick(context)
 
 
 def test_a_burst_of_30_failures_is_digested_to_at_most_10_posts_a_minute(alerts):

@@ -2,7 +2,7 @@
 real resources, the S3 IO manager included) and `imageflow spend` read them back; the tally on its own."""
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import pytest
@@ -36,7 +36,7 @@ def run_jobs_of_two_tenants(pipeline) -> str:
                              ("tenant_b", TEXT_ONLY)):
         job = pipeline.submit(workflow, tenant_id=tenant)
         assert pipeline.run(job.job_id).success
-    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT23:59:59.999Z")
+    yesterday = (datetime.now(timezone.utc) - timedelta(days=1)).strftime("%Y-%m-%dT23:59:59.999Z")
     pipeline.db.put_item(pipeline.db.usage_records_table, {**YESTERDAY_ROW, "created_at": yesterday})
     return utc_today()
 
@@ -123,7 +123,7 @@ def test_openai_spend_is_not_part_of_a_jobs_run_and_runs_yesterday_after_midnigh
     assert dg.AssetKey("openai_spend") not in job.asset_layer.asset_graph.get_all_asset_keys()
     assert defs.resolve_job_def("openai_spend_job")
     context = dg.build_schedule_context(
-        scheduled_execution_time=datetime(2026, 3, 1, 0, 15, tzinfo=UTC), repository_def=defs.get_repository_def()
+        scheduled_execution_time=datetime(2026, 3, 1, 0, 15, tzinfo=timezone.utc), repository_def=defs.get_repository_def()
     )
     [request] = openai_spend_schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026-02-28"

@@ -17,7 +17,8 @@ MAX_NAMED = 60
 
 @dataclass
 class AlertState:
-    after: dict[str, int] = field(default_factory=dict)  # run-status event type -> last event storage id read
+    # run-status event type (and runless.CURSOR_KEY, jobs failed without a run) -> last event storage id read
+    after: dict[str, int] = field(default_factory=dict)
     pending: list[dict] = field(default_factory=list)  # ended runs whose job row is not `failed` yet
     queued: list[dict] = field(default_factory=list)  # failed jobs not posted yet, oldest first
     unnamed: int = 0  # failed jobs past MAX_QUEUED: counted in the next digest

@@ -1,5 +1,6 @@
 """The alert sensor: every job that ends `failed` is named in a chat channel through a Slack-compatible incoming
-webhook (`{"text": ...}`), bursts digested, the OpenAI quota and the jobs sensor's health alerted once each.
+webhook (`{"text": ...}`), those the jobs sensor failed before any run too (runless.py), bursts digested, the
+OpenAI quota and the jobs sensor's health alerted once each.
 
 A plain sensor, not a `@run_failure_sensor`: a run-status sensor's cursor belongs to Dagster (returning one is an
 error) and its function runs only when a run ends, so neither the digest's state nor the digest's last post ("the
@@ -15,7 +16,7 @@ import urllib.request
 
 import dagster as dg
 
-from imageflow_dagster.alerts import digest, watch
+from imageflow_dagster.alerts import digest, runless, watch
 from imageflow_dagster.alerts.digest import AlertState
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.settings import Settings
@@ -55,7 +56,9 @@ def alert_tick(
     state = AlertState.parse(cursor)
     if not state.started:
         watch.start(instance, state)
+        runless.start(instance, state)
         return state.dump(), "alerting from now on"
+    runless.read(instance, state)  # jobs the jobs sensor failed before any run: queued as they come
     watch.read_ended_runs(instance, state, now)
     failed_rows = watch.confirm_pending(instance, db, state, settings.ui_url, now)
     watch.check_quota(instance, state, failed_rows, now)

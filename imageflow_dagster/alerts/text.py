@@ -11,6 +11,8 @@ from imageflow_dagster.steps.redaction import REDACTED, looks_like_token, redact
 
 MAX_ERROR_CHARS = 240
 MAX_FIELD_CHARS = 120
+# A job the jobs sensor failed before launching a run has no run page to link: say so, and what to do.
+RUNLESS_NOTE = "run: none: the jobs sensor failed it before any run (its records cannot run: fix them, then rerun)"
 _MIN_SECRET_CHARS = 8
 # Variables whose values are secrets whatever they look like (a short password is no token).
 _SECRET_NAME = re.compile(
@@ -18,6 +20,7 @@ _SECRET_NAME = re.compile(
 )
 _URL_OR_TOKEN = re.compile(r"(?P<url>https?://[^\s'\"<>]+)|(?P<token>[A-Za-z0-9_\-.~+/=]{16,})")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+\S+")
+_CAMEL_CASE_NAME = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # Chat receivers turn these into mentions or links: a failing job's text must not page a whole channel.
 _MARKUP = str.maketrans({"<": "‹", ">": "›"})
 _MENTION = re.compile(r"@(?=(channel|here|all|everyone)\b)", re.IGNORECASE)
@@ -63,7 +66,12 @@ def _masked(match: re.Match, keep: set[str]) -> str:
         return token
     # A dotted name (botocore.exceptions.ClientError) mixes cases like a token does, part by part it does not.
     dotted = "." in token and not token.startswith("eyJ")
-    return token if dotted and not any(looks_like_token(part) for part in token.split(".")) else REDACTED
+    return token if dotted and not any(_secret_part(part) for part in token.split(".")) else REDACTED
+
+
+def _secret_part(part: str) -> bool:
+    """A CamelCase word (AuthenticationError) switches case like a token but is a name."""
+    return looks_like_token(part) and not _CAMEL_CASE_NAME.fullmatch(part)
 
 
 def run_link(ui_url: str | None, run_id: str | None) -> str | None:
@@ -86,11 +94,13 @@ def single(item: dict) -> str:
     ]
     if item.get("link"):
         lines.append(f"run: {item['link']}")
+    elif item.get("runless"):
+        lines.append(RUNLESS_NOTE)
     return "\n".join(lines)
 
 
 def digest_line(item: dict) -> str:
-    link = f" {item['link']}" if item.get("link") else ""
+    link = f" {item['link']}" if item.get("link") else " (no run)" if item.get("runless") else ""
     return f"• {item['job']} (tenant {item['tenant']}, workflow {item['workflow']}): {item['error']}{link}"
 
 

@@ -8,7 +8,7 @@ status index would have to be re-read whole (failed rows stay for ever, ordered 
 
 Health: the quota, from the failed rows' error; the jobs sensor, from its tick history in the instance."""
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import dagster as dg
 from dagster._core.definitions.run_request import InstigatorType
@@ -135,7 +135,7 @@ def check_quota(instance: dg.DagsterInstance, state: AlertState, failed_rows: li
 
 def _succeeded_since(instance: dg.DagsterInstance, since: float) -> bool:
     runs_filter = dg.RunsFilter(
-        statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=datetime.fromtimestamp(since, UTC)
+        statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=datetime.fromtimestamp(since, timezone.utc)
     )
     return any(job_of(r.dagster_run) for r in instance.get_run_records(runs_filter, limit=20))
 

@@ -6,7 +6,7 @@ numbers live in the materialization's metadata, where the UI shows the tables an
 manager, filesystem or S3, is involved.
 """
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -86,6 +86,6 @@ openai_spend_job = dg.define_asset_job(
     description="Materializes yesterday's (UTC) openai_spend partition.",
 )
 def openai_spend_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    now = context.scheduled_execution_time or datetime.now(UTC)
-    day = (now.astimezone(UTC) - timedelta(days=1)).date().isoformat()
+    now = context.scheduled_execution_time or datetime.now(timezone.utc)
+    day = (now.astimezone(timezone.utc) - timedelta(days=1)).date().isoformat()
     return dg.RunRequest(run_key=day, partition_key=day)

@@ -73,6 +73,11 @@ class Admission:
         self._runs_read = True
         self._counted = 0  # the runs this tick requested before are not in storage yet
 
+    @property
+    def runs_queued(self) -> int | None:
+        """Runs not yet started, this tick's requests included (once counted); None: the tick read no runs."""
+        return self.queued if self._runs_read else None
+
     def needs_claim(self, job: dict) -> bool:
         """A job the tick would claim for a new run (a claimed job, or one the seed still owns, is not admitted)."""
         return not job.get(CLAIM_ID) and (not self.require_handoff or is_handed_over(job))

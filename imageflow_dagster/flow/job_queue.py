@@ -33,9 +33,12 @@ class QueueCursor:
             return cls()
         try:
             saved = json.loads(raw)
-            return cls(after=saved.get("after", {}), held=saved.get("held", {}))
+            after, held = saved.get("after", {}), saved.get("held", {})
         except (ValueError, AttributeError):
             return cls()  # an unreadable cursor restarts from the oldest job, never breaks the sensor
+        if not isinstance(after, dict) or not isinstance(held, dict):
+            return cls()  # the same for a cursor of the wrong shape
+        return cls(after=after, held=held)
 
     def dump(self) -> str:
         saved: dict[str, Any] = {"after": self.after}

@@ -28,8 +28,9 @@ class JobInputs:
 
 def load_job_inputs(db: DynamoDBResource, job_id: str) -> JobInputs:
     job = load_job(db, job_id)
-    workflow = _load_workflow(db, job.workflow_id)
-    submission = _load_submission(db, job.submission_id)
+    workflow = parse_workflow(job.workflow_id, db.get_item(db.workflows_table, {"workflow_id": job.workflow_id}))
+    submission_key = {"submission_id": job.submission_id}
+    submission = parse_submission(job.submission_id, db.get_item(db.submissions_table, submission_key))
     form = _load_form(db, submission.form_id) if submission.form_id else None
     return JobInputs(job, workflow, submission, form, resolve_dependencies(workflow.steps))
 
@@ -39,6 +40,11 @@ def load_job(db: DynamoDBResource, job_id: str) -> Job:
     raw = db.get_item(db.jobs_table, {"job_id": job_id})
     if raw is None:
         raise JobNotFound(f"Job {job_id} not found in table {db.jobs_table}")
+    return parse_job(job_id, raw)
+
+
+# ---- the rules, on rows as DynamoDBResource returns them (no I/O: unit-tested on their own)
+def parse_job(job_id: str, raw: dict) -> Job:
     job = _parse(Job, raw, f"Job {job_id}")
     _valid_id("tenant_id", job.tenant_id)
     _valid_id("workflow_id", job.workflow_id)
@@ -46,8 +52,7 @@ def load_job(db: DynamoDBResource, job_id: str) -> Job:
     return job
 
 
-def _load_workflow(db: DynamoDBResource, workflow_id: str) -> Workflow:
-    raw = db.get_item(db.workflows_table, {"workflow_id": workflow_id})
+def parse_workflow(workflow_id: str, raw: dict | None) -> Workflow:
     if raw is None:
         raise BadRecordError(f"Workflow {workflow_id} not found")
     workflow = _parse(Workflow, raw, f"Workflow {workflow_id}")
@@ -60,6 +65,15 @@ def _load_workflow(db: DynamoDBResource, workflow_id: str) -> Workflow:
     return workflow
 
 
+def parse_submission(submission_id: str, raw: dict | None) -> Submission:
+    if raw is None:
+        raise BadRecordError(f"Submission {submission_id} not found")
+    submission = _parse(Submission, raw, f"Submission {submission_id}")
+    if sum(len(str(v)) for v in submission.submission_data.values()) > MAX_SUBMISSION_CHARS:
+        raise BadRecordError(f"Submission {submission_id} is larger than {MAX_SUBMISSION_CHARS} characters")
+    return submission
+
+
 def _check_step(workflow_id: str, index: int, step) -> None:
     where = f"Workflow {workflow_id} step {index + 1}"
     if not step.step_name.strip():
@@ -69,16 +83,6 @@ def _check_step(workflow_id: str, index: int, step) -> None:
     if len(step.instructions) > MAX_INSTRUCTIONS:
         raise BadRecordError(f"{where} ({step.step_name}) has instructions longer than {MAX_INSTRUCTIONS} characters")
     kind_of(step, where).check(step, where)
-
-
-def _load_submission(db: DynamoDBResource, submission_id: str) -> Submission:
-    raw = db.get_item(db.submissions_table, {"submission_id": submission_id})
-    if raw is None:
-        raise BadRecordError(f"Submission {submission_id} not found")
-    submission = _parse(Submission, raw, f"Submission {submission_id}")
-    if sum(len(str(v)) for v in submission.submission_data.values()) > MAX_SUBMISSION_CHARS:
-        raise BadRecordError(f"Submission {submission_id} is larger than {MAX_SUBMISSION_CHARS} characters")
-    return submission
 
 
 def _load_form(db: DynamoDBResource, form_id: str) -> Form | None:

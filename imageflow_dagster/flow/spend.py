@@ -10,7 +10,7 @@ index instead.
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 
@@ -173,4 +173,4 @@ def parse_day(text: str) -> str:
 
 
 def utc_today() -> str:
-    return datetime.now(UTC).date().isoformat()
+    return datetime.now(timezone.utc).date().isoformat()

@@ -11,7 +11,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
 
@@ -92,7 +92,7 @@ def is_moderation_block(exc: BaseException) -> bool:
 
 
 def today_utc():
-    return datetime.now(UTC).date()
+    return datetime.now(timezone.utc).date()
 
 
 class OpenAIResource(dg.ConfigurableResource):

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import openai
 
+from imageflow_dagster.observability import signals
 from imageflow_dagster.resources.rate_budget import Budget, BudgetExhausted, OpenAIRateBudget
 
 Result = TypeVar("Result")
@@ -67,6 +68,13 @@ class CallPolicy:
         stats: CallStats,
         on_wait: Callable[[float], None] | None = None,
     ) -> Result:
+        waited_s, rate_limited = stats.waited_s, stats.rate_limited  # `stats` may carry an earlier model's call
+        try:
+            return self._run(call, budget, units, stats, on_wait)
+        finally:  # measured whether it succeeded or not: waits that ran out of patience matter most
+            signals.openai_call(budget.key, stats.waited_s - waited_s, stats.rate_limited - rate_limited)
+
+    def _run(self, call, budget: Budget, units: float, stats: CallStats, on_wait) -> Result:
         deadline = time.monotonic() + self.patience_s
         transient_failures = 0
         in_slot_retry = False

@@ -2,7 +2,7 @@
 recommends at most ~100k per asset) while millions of jobs pass. A removed partition only drops the job from
 Dagster's partition list; the sensor adds it back if the job is ever rerun."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -15,7 +15,7 @@ from imageflow_dagster.settings import Settings
 @dg.op(description="Removes partitions of jobs that ended more than IMAGEFLOW_PARTITION_RETENTION_DAYS ago.")
 def remove_ended_job_partitions(context: dg.OpExecutionContext, dynamodb: DynamoDBResource) -> int:
     days = Settings.from_env().partition_retention_days
-    cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
+    cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
     removed, cursor = 0, None
     while True:
         page = context.instance.get_paginated_dynamic_partitions(jobs_partitions.name, CHUNK, True, cursor)

@@ -6,7 +6,7 @@ Bounded: at most `max_runs` runs per execution; the rest waits for the next one.
 logs go first, then its events, then its row, so a crash at any point leaves the run listed and the next
 execution deletes it again from the start (every step is idempotent)."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 from pydantic import Field
@@ -34,7 +34,7 @@ def delete_ended_job_runs(
     context: dg.OpExecutionContext, config: RunRetentionConfig, dynamodb: DynamoDBResource
 ) -> int:
     days = Settings.from_env().run_retention_days
-    cutoff = datetime.now(UTC) - timedelta(days=days)
+    cutoff = datetime.now(timezone.utc) - timedelta(days=days)
     deleted, kept = purge_runs(context.instance, dynamodb, cutoff, config.max_runs)
     more = " (the bound: the next execution continues)" if deleted == config.max_runs else ""
     context.log.info(

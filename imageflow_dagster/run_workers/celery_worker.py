@@ -15,6 +15,8 @@ import uuid
 
 from celery import Celery
 
+from imageflow_dagster.observability.logs import configure_process_logging
+
 # Loaded in the parent before the pool forks; `module:function` also calls the function.
 WARM_MODULES = (
     "dagster._cli.api",
@@ -74,8 +76,27 @@ def run_worker(concurrency: int, queue: str, name: str | None = None) -> int:
     _open_instance()
     for entry in WARM_MODULES:
         _warm(entry)
-    celery_app(broker, backend, queue).worker_main(worker_argv(concurrency, queue, name))
+    argv = worker_argv(concurrency, queue, name)
+    if _json_logs_if_asked():
+        argv.insert(0, "--quiet")  # `celery --quiet worker`: no text banner at start-up
+    celery_app(broker, backend, queue).worker_main(argv)
     return 0
+
+
+def _json_logs_if_asked() -> bool:
+    """IMAGEFLOW_LOG_FORMAT=json: the root logger writes JSON lines, and Celery, told so through its
+    `setup_logging` signal, neither adds its own text handlers nor replaces stdout and stderr with its logger
+    (which would prefix each line, and a JSON or EMF line would no longer parse)."""
+    if configure_process_logging():
+        from celery import signals
+
+        signals.setup_logging.connect(_logging_already_configured, weak=False)
+        return True
+    return False
+
+
+def _logging_already_configured(**_signal) -> None:
+    """A receiver of Celery's `setup_logging`: that one is connected is what tells Celery to leave logging alone."""
 
 
 def _open_instance() -> None:
