@@ -37,7 +37,7 @@ setup(
         "botocore>=1.35",  # imported directly (exceptions, Config); boto3 pins the matching release
         "python-ulid>=2",
         "httpx>=0.27,<1",  # webhook steps (steps/webhook_http.py); arrived only through dagster-dg-cli before
-        "tomli>=1.1; python_version < '3.11'",  # cli.py reads pyproject.toml; tomllib is 3.11+
+        "tomli>=1.1; python_version < '3.11'",  # cli/dev.py reads pyproject.toml; tomllib is 3.11+
     ],
     extras_require={
         "deploy": DEPLOY,

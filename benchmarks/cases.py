@@ -9,7 +9,7 @@ import boto3
 import openai
 
 from benchmarks.harness import Measurement, Stack, timed
-from imageflow_dagster.flow import planner
+from imageflow_dagster.flow import image_planner
 from imageflow_dagster.flow.image_data import read_image
 
 IMAGE_TOOL = {"type": "image_generation", "model": "gpt-image-2.6-sunburst", "size": "1024x1024", "quality": "low", "format": "png"}
@@ -45,9 +45,9 @@ def sequential_reference(stack: Stack, images: int) -> None:
     live("Planning image prompts...")
     answer = client.responses.create(
         model="gpt-5.2",
-        instructions=planner.planner_instructions(12),
-        input=planner.planner_input("Brand Images", f"Create {images} brand images for Brand Images.", "context"),
-        text={"format": planner.PLAN_SCHEMA},
+        instructions=image_planner.planner_instructions(12),
+        input=image_planner.planner_input("Brand Images", f"Create {images} brand images for Brand Images.", "context"),
+        text={"format": image_planner.PLAN_SCHEMA},
     )
     planned = json.loads(answer.output_text)["images"]
     keys = []

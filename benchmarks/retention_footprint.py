@@ -12,6 +12,7 @@ import psycopg2
 
 from imageflow_dagster.retention import partition_retention_job
 from imageflow_dagster_tests.test_run_retention import production, run_job  # noqa: F401 (fixture)
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.workflows import mixed_workflow
 
 JOBS = int(os.getenv("MEASURE_JOBS", "20"))
@@ -70,7 +71,7 @@ def test_measure(production, s3_client, settings, monkeypatch):
           f"{sum(o['Size'] for o in listed.get('Contents', [])):,} B")
     started = time.monotonic()
     result = partition_retention_job.execute_in_process(instance=pipeline.instance,
-                                                        resources={"dynamodb": pipeline.db})
+                                                        resources={"dynamodb": pipeline.db, "settings": settings_now()})
     out(f"  retention job took {time.monotonic() - started:.1f} s (whole in-process run, both ops)")
     out(f"  retention deleted {result.output_for_node('delete_ended_job_runs')} runs")
     show("after retention, before VACUUM", sizes(url), base)

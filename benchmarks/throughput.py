@@ -241,7 +241,6 @@ def _wait(condition, timeout_s: float) -> None:
 
 def sensor_tick(smoke: bool) -> list[Measurement]:
     """One tick of processing_jobs_sensor with 10,000 jobs in the table, 500 of them `processing`."""
-    from imageflow_dagster import sensors
     from imageflow_dagster.bootstrap import bootstrap
     from imageflow_dagster.definitions import defs
 
@@ -249,20 +248,22 @@ def sensor_tick(smoke: bool) -> list[Measurement]:
     with running_moto(credential="b"):
         settings = Settings.from_env()
         bootstrap(settings)
-        db = build_resources(settings)["dynamodb"]
+        built = build_resources(settings)
+        db = built["dynamodb"]
         template = submit_job(db, workflow=WORKFLOW, answers={"name": "Ada"})
         client = db.get_client()
         with_items = _fill_jobs(client, settings, template, total, waiting)
+        sensor = defs.resolve_sensor_def("processing_jobs_sensor")
         ticks, reads = [], []
         for _ in range(samples):
             with dg.instance_for_test() as instance:
                 context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                                  resources={"dynamodb": db})
+                                                  resources={"dynamodb": db, "settings": built["settings"]})
                 _reset_claims(client, settings, with_items)
-                ticks.append(timed(lambda: reads.append(len(sensors.processing_jobs_sensor.evaluate_tick(context).run_requests))))
+                ticks.append(timed(lambda: reads.append(len(sensor.evaluate_tick(context).run_requests))))
     return [
         Measurement(f"6. sensor tick, {total} jobs in the table, {waiting} processing", "well under the 60 s tick limit", ticks,
-                    extra={"note": f"each tick reads at most {sensors.MAX_ITEMS_PER_TICK} jobs from the status GSI and requests "
+                    extra={"note": f"each tick reads at most {settings.sensor_max_items_per_tick} jobs from the status GSI and requests "
                                    f"{statistics.median(reads):.0f} runs (IMAGEFLOW_SENSOR_MAX_RUNS_PER_TICK)"}),
     ]
 

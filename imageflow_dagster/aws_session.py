@@ -6,10 +6,11 @@ before its pool forks (run_workers/celery_worker.py), so every run starts with t
 resources so that preloading it freezes nothing else.
 """
 
-import os
 import threading
 
 import boto3
+
+from imageflow_dagster.settings import aws_environment
 
 WARM_SERVICES = ("s3", "dynamodb")
 # A session resolves credentials once and keeps them: a process whose AWS environment changes gets another session.
@@ -22,7 +23,7 @@ _sessions: dict[tuple, boto3.session.Session] = {}
 
 def client(service: str, **kwargs):
     """`boto3.client` on the process's shared session; sessions are not thread-safe, so creation is serialized."""
-    environment = tuple(os.getenv(name) for name in _CREDENTIAL_ENVIRONMENT)
+    environment = aws_environment(_CREDENTIAL_ENVIRONMENT)
     with _lock:
         if environment not in _sessions:
             _sessions[environment] = boto3.session.Session()

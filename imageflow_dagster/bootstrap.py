@@ -8,7 +8,6 @@ of its own (SSL only, CloudFront's access) that a rewrite would lose, so our one
 """
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,7 +16,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from imageflow_dagster.resources.aws import make_client
-from imageflow_dagster.settings import Settings
+from imageflow_dagster.settings import Settings, seed_variable
 
 PUBLIC_IMAGE_SUFFIXES = ("png", "jpg", "jpeg", "gif", "webp", "svg")
 PUBLIC_READ_SID = "ImageflowPublicReadImages"
@@ -89,7 +88,7 @@ def seed_table_name(entry: dict, settings: Settings) -> str:
     """imageflow's own tables go by its settings (a seed table it also reads must be the very same table); the
     others by the seed's variable (the seed's API reads the same one), else the seed's default name."""
     own = getattr(settings.tables, entry["constant"].lower(), None)
-    return own or (os.getenv(entry["env"]) if entry["env"] else None) or entry["name"]
+    return own or (seed_variable(entry["env"]) if entry["env"] else None) or entry["name"]
 
 
 def seed_table_specs(settings: Settings) -> list[TableSpec]:
@@ -215,7 +214,7 @@ def _create_args(spec: TableSpec) -> dict:
         "BillingMode": "PAY_PER_REQUEST",
     }
     if spec.indexes:
-        args["GlobalSecondaryIndexes"] = [_index(n, h, r) for n, (h, r) in spec.indexes.items()]
+        args["GlobalSecondaryIndexes"] = [_index(name, *keys) for name, keys in spec.indexes.items()]
     return args
 
 

@@ -1,12 +1,12 @@
 """Which model a call really uses: OpenAI shuts models down on published dates and names their successors.
 
 The table ships in `model_lifecycle.json` (beside `pricing.json`). Operators add or override entries without a
-release through `IMAGEFLOW_MODEL_REPLACEMENTS`: inline JSON or the path of a JSON file, each entry either a
-replacement name or `{"replacement": ..., "shutdown": "YYYY-MM-DD"}`.
+release through `IMAGEFLOW_MODEL_REPLACEMENTS` (settings.py; the OpenAI resource passes it in as `override`): inline
+JSON or the path of a JSON file, each entry either a replacement name or
+`{"replacement": ..., "shutdown": "YYYY-MM-DD"}`.
 """
 
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -14,7 +14,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-OVERRIDE_ENV = "IMAGEFLOW_MODEL_REPLACEMENTS"
+OVERRIDE_ENV = "IMAGEFLOW_MODEL_REPLACEMENTS"  # named in messages
 _SNAPSHOT = re.compile(r"^(?P<base>.+)-\d{4}-\d{2}-\d{2}$")
 
 
@@ -47,42 +47,44 @@ class Replacement:
         return {"requested": self.requested, "used": self.used, "reason": self.reason}
 
 
-def entry(model: str) -> Entry | None:
-    table = _table(os.getenv(OVERRIDE_ENV, ""))
+def entry(model: str, override: str = "") -> Entry | None:
+    table = _table(override)
     if model in table:
         return table[model]
     snapshot = _SNAPSHOT.match(model)  # "gpt-5-2025-08-07" is retired with "gpt-5"
     return table.get(snapshot.group("base")) if snapshot else None
 
 
-def resolve(model: str, today: date) -> Replacement | None:
-    """The replacement for a model that is past its shutdown date on `today`; None when it is still served."""
-    found = entry(model)
+def resolve(model: str, today: date, override: str = "") -> Replacement | None:
+    """The replacement for a model that is past its shutdown date on `today`; None when it is still served.
+    `override`: the operator's entries (IMAGEFLOW_MODEL_REPLACEMENTS), over the shipped table."""
+    found = entry(model, override)
     if found is None or found.shutdown is None or today < found.shutdown:
         return None
     if not found.replacement:
         raise ModelRetired(model, f"was shut down on {found.shutdown.isoformat()}")
-    used = _follow(found.replacement, today)
+    used = _follow(found.replacement, today, override)
     return Replacement(model, used, f"{model} shut down on {found.shutdown.isoformat()}")
 
 
-def after_not_found(model: str, today: date) -> Replacement:
+def after_not_found(model: str, today: date, override: str = "") -> Replacement:
     """The replacement to try once after OpenAI answered 404 `model_not_found`, whatever the date says."""
-    found = entry(model)
+    found = entry(model, override)
     if found is None or not found.replacement:
         raise ModelRetired(model, "is not available from OpenAI (404 model_not_found)")
-    return Replacement(model, _follow(found.replacement, today), f"OpenAI answered 404 model_not_found for {model}")
+    used = _follow(found.replacement, today, override)
+    return Replacement(model, used, f"OpenAI answered 404 model_not_found for {model}")
 
 
-def routable_models() -> set[str]:
+def routable_models(override: str = "") -> set[str]:
     """Every model a replacement can lead to: each must have a price."""
-    return {e.replacement for e in _table(os.getenv(OVERRIDE_ENV, "")).values() if e.replacement}
+    return {e.replacement for e in _table(override).values() if e.replacement}
 
 
-def _follow(model: str, today: date) -> str:
+def _follow(model: str, today: date, override: str) -> str:
     """A replacement that is itself retired by `today` leads on to its own replacement."""
     seen = {model}
-    while (found := entry(model)) and found.replacement and found.shutdown and today >= found.shutdown:
+    while (found := entry(model, override)) and found.replacement and found.shutdown and today >= found.shutdown:
         if found.replacement in seen:
             break
         model = found.replacement

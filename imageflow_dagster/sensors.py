@@ -1,7 +1,7 @@
 """Jobs flow in by themselves: the sensor claims waiting jobs and launches one run each; run-status sensors end
-the job `failed` when its run dies outside the asset code."""
+the job `failed` when its run dies outside the asset code. Built by `jobs_sensors(settings)` where the definitions
+are built: their intervals are settings; what a tick reads comes as the `settings` resource."""
 
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,17 +29,43 @@ from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.observability import signals
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.resources.settings import SettingsResource
 from imageflow_dagster.run_tags import CLAIM_TAG, sensor_run_tags
 from imageflow_dagster.settings import Settings
+from imageflow_dagster.steps.kinds import check_steps
 
-# A job waits for the next tick before anything else happens: every 2 s keeps the wait before its first OpenAI call
-# under 10 s at p95, where 5 s did not (BENCHMARKS.md 9a). A tick is one status-index query (at most 500 items) and
-# two run-storage reads.
-SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_SENSOR_INTERVAL_S", "2"))
-# Jobs read per tick: bounds tick time (the daemon gives a tick 60 s) while thousands of jobs drain.
-MAX_ITEMS_PER_TICK = int(os.getenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "500"))
-# A claim with no run after this long was made by a tick that died before submitting its runs.
-UNLAUNCHED_GRACE_S = int(os.getenv("IMAGEFLOW_SENSOR_UNLAUNCHED_GRACE_S", "60"))
+
+def jobs_sensors(settings: Settings) -> list[dg.SensorDefinition]:
+    """The jobs sensor (a job waits for its next tick before anything else happens: settings.py says why every
+    2 s) and the run-status sensors, which Dagster runs every 30 s by default, 5 runs a tick (settings.py's
+    DAGSTER_DEFAULTS): a burst of crashed runs would leave its jobs `processing` for minutes."""
+    running = dg.DefaultSensorStatus.RUNNING
+    run_status_interval_s = settings.run_status_sensor_interval_s
+    return [
+        dg.sensor(
+            name="processing_jobs_sensor",
+            job=image_generation_job,
+            minimum_interval_seconds=settings.sensor_interval_s,
+            default_status=running,
+            description="Claims jobs in `processing` (status GSI, oldest first) and requests one run per job.",
+        )(claim_waiting_jobs),
+        dg.run_failure_sensor(
+            name="job_run_failure_sensor",
+            monitored_jobs=[image_generation_job],
+            minimum_interval_seconds=run_status_interval_s,
+            default_status=running,
+            description="Ends the job `failed` when its run failed outside the asset code (crash, timeout, "
+            "killed worker).",
+        )(fail_job_of_failed_run),
+        dg.run_status_sensor(
+            name="job_run_canceled_sensor",
+            run_status=dg.DagsterRunStatus.CANCELED,
+            monitored_jobs=[image_generation_job],
+            minimum_interval_seconds=run_status_interval_s,
+            default_status=running,
+            description="Ends the job `failed` when its run was canceled.",
+        )(fail_job_of_canceled_run),
+    ]
 
 
 @dataclass
@@ -50,14 +76,9 @@ class TickPlan:
     claims: ClaimRuns = field(default_factory=ClaimRuns)
 
 
-@dg.sensor(
-    job=image_generation_job,
-    minimum_interval_seconds=SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Claims jobs in `processing` (status GSI, oldest first) and requests one run per job.",
-)
-def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: DynamoDBResource):
-    settings = Settings.from_env()
+def claim_waiting_jobs(
+    context: dg.SensorEvaluationContext, dynamodb: DynamoDBResource, settings: SettingsResource
+):
     index = settings.jobs_status_index or None
     if index is None:
         context.log.warning(f"no status index configured: scanning the whole {dynamodb.jobs_table} table")
@@ -65,13 +86,13 @@ def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: Dynamo
     tick = TickPlan(run_requests=[])
     admission = Admission(context.instance, settings)  # fair share and backpressure: flow/admission.py
     for status in settings.claim_statuses:
-        batch = waiting_jobs(dynamodb, status, index, cursor, MAX_ITEMS_PER_TICK)
-        tick.claims.read(context.instance, batch.jobs, UNLAUNCHED_GRACE_S)
+        batch = waiting_jobs(dynamodb, status, index, cursor, settings.sensor_max_items_per_tick)
+        tick.claims.read(context.instance, batch.jobs, settings.sensor_unlaunched_grace_s)
         turn = admission.turn(batch, cursor.held.get(status, []), tick.run_requests)
         for job in turn:
             _consider(context, dynamodb, settings, job, tick)
         advance(cursor, batch, turn.passed, index, turn.held_tenants)
-    keys = list(dict.fromkeys(r.partition_key for r in tick.run_requests))
+    keys = list(dict.fromkeys(request.partition_key for request in tick.run_requests))
     context.log.info(
         f"{len(keys)} run(s) requested, {tick.failed_jobs} bad job(s) failed, {tick.skipped} skipped, "
         f"{admission.held} held for their tenant's share or a full run queue"
@@ -84,7 +105,7 @@ def processing_jobs_sensor(context: dg.SensorEvaluationContext, dynamodb: Dynamo
     )
 
 
-def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick: TickPlan) -> None:
+def _consider(context, db: DynamoDBResource, settings: SettingsResource, job: dict, tick: TickPlan) -> None:
     """One job's decision; an error here is logged and only this job is skipped."""
     job_id = job.get("job_id", "?")
     try:
@@ -92,7 +113,7 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
             tick.skipped += 1  # during a migration: the seed's own worker still owns jobs it was given
             return
         if job.get(CLAIM_ID) and job.get(LEASE_UNTIL, 0) > time.time():
-            _relaunch_if_lost(context, job, tick)
+            _relaunch_if_lost(context, job, tick, settings.sensor_unlaunched_grace_s)
             return
         if job.get(CLAIM_ID) in tick.claims.alive:
             _renew_for_its_run(db, job, tick)
@@ -100,6 +121,7 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
         claim = new_id("claim")
         try:
             inputs = load_job_inputs(db, job_id)
+            check_steps(inputs)
         except BadRecordError as bad:
             if claimed := _claim(db, settings, job, claim):
                 written = mark_failed(db, job_id, str(bad), bad.error_type, claim_id=claim)
@@ -120,7 +142,7 @@ def _consider(context, db: DynamoDBResource, settings: Settings, job: dict, tick
         context.log.error(f"skipping job {job_id} this tick: {type(exc).__name__}: {exc}")
 
 
-def _claim(db: DynamoDBResource, settings: Settings, job: dict, claim: str) -> dict | None:
+def _claim(db: DynamoDBResource, settings: SettingsResource, job: dict, claim: str) -> dict | None:
     """Claims the entry into `processing` the job was read in: its hand-off mark, or none."""
     return claim_job(db, job["job_id"], claim, settings.claim_statuses, db.claim_lease_s, job.get(HANDOFF_MARK))
 
@@ -132,13 +154,14 @@ def _renew_for_its_run(db: DynamoDBResource, job: dict, tick: TickPlan) -> None:
     tick.skipped += 1
 
 
-def _relaunch_if_lost(context, job: dict, tick: TickPlan) -> None:
+def _relaunch_if_lost(context, job: dict, tick: TickPlan, grace_s: int) -> None:
+    """A claim made by a tick that died before submitting its runs (none after `grace_s`): its run again."""
     claim = job[CLAIM_ID]
     if claim in tick.claims.launched:
         tick.skipped += 1
         return
     claimed = _epoch(job.get(CLAIMED_AT))
-    if claimed is not None and time.time() - claimed < UNLAUNCHED_GRACE_S:
+    if claimed is not None and time.time() - claimed < grace_s:
         tick.skipped += 1  # its run may still be on the way from the tick that claimed it
         return
     context.log.warning(f"job {job['job_id']} was claimed ({claim}) but has no run: requesting it again")
@@ -163,33 +186,12 @@ def _epoch(iso: str | None) -> float | None:
         return None
 
 
-# Dagster's run-status sensors handle at most 5 runs per tick (DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT, read in the
-# process that evaluates them: this code's), every 30 s by default: a burst of crashed runs would leave its jobs
-# `processing` for minutes. An operator's own values win.
-RUN_STATUS_SENSOR_INTERVAL_S = int(os.getenv("IMAGEFLOW_RUN_STATUS_SENSOR_INTERVAL_S", "10"))
-os.environ.setdefault("DAGSTER_RUN_STATUS_SENSOR_PROCESS_LIMIT", "100")
-os.environ.setdefault("DAGSTER_RUN_STATUS_SENSOR_FETCH_LIMIT", "200")  # run events read per tick, any job's
-
-
-@dg.run_failure_sensor(
-    monitored_jobs=[image_generation_job],
-    minimum_interval_seconds=RUN_STATUS_SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Ends the job `failed` when its run failed outside the asset code (crash, timeout, killed worker).",
-)
-def job_run_failure_sensor(context: dg.RunFailureSensorContext, dynamodb: DynamoDBResource):
+def fail_job_of_failed_run(context: dg.RunFailureSensorContext, dynamodb: DynamoDBResource):
     reason = context.failure_event.message or "unknown error"
     _fail_job_of_run(context.dagster_run, dynamodb, f"Run {context.dagster_run.run_id} failed: {reason}", "RunFailed")
 
 
-@dg.run_status_sensor(
-    run_status=dg.DagsterRunStatus.CANCELED,
-    monitored_jobs=[image_generation_job],
-    minimum_interval_seconds=RUN_STATUS_SENSOR_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Ends the job `failed` when its run was canceled.",
-)
-def job_run_canceled_sensor(context: dg.RunStatusSensorContext, dynamodb: DynamoDBResource):
+def fail_job_of_canceled_run(context: dg.RunStatusSensorContext, dynamodb: DynamoDBResource):
     _fail_job_of_run(context.dagster_run, dynamodb, f"Run {context.dagster_run.run_id} was canceled", "RunCanceled")
 
 

@@ -6,6 +6,7 @@ Used by `imageflow submit`, the dev demo, tests and benchmarks; production jobs 
 from dataclasses import dataclass
 from typing import Any
 
+from imageflow_dagster.flow.new_job_rows import put_job_row, put_submission_row
 from imageflow_dagster.ids import new_id, utc_now_iso
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
@@ -60,58 +61,3 @@ def submit_job(
     put_submission_row(db, submission_id, tenant_id, workflow_id, answers, job_id, form_id=form_id, created_at=now)
     put_job_row(db, job_id, tenant_id, workflow_id, submission_id, status=status, created_at=now)
     return SubmittedJob(job_id, tenant_id, workflow_id, submission_id, form_id)
-
-
-def put_submission_row(
-    db: DynamoDBResource,
-    submission_id: str,
-    tenant_id: str,
-    workflow_id: str,
-    answers: dict[str, Any],
-    job_id: str,
-    *,
-    form_id: str | None = None,
-    created_at: str | None = None,
-    extra: dict[str, Any] | None = None,
-) -> bool:
-    """Create-only: False when the row exists already (a rerun of whatever made it)."""
-    now = created_at or utc_now_iso()
-    item = {
-        "submission_id": submission_id,
-        "tenant_id": tenant_id,
-        "workflow_id": workflow_id,
-        "submission_data": answers,
-        "submitter_email": answers.get("email"),
-        "created_at": now,
-        "job_id": job_id,
-        **({"form_id": form_id} if form_id else {}),
-        **(extra or {}),
-    }
-    return db.put_item(db.submissions_table, item, condition="attribute_not_exists(submission_id)")
-
-
-def put_job_row(
-    db: DynamoDBResource,
-    job_id: str,
-    tenant_id: str,
-    workflow_id: str,
-    submission_id: str,
-    *,
-    status: str = "processing",
-    created_at: str | None = None,
-    extra: dict | None = None,
-) -> bool:
-    """Create-only: False when a job with this id exists already, so a job is never started twice. `extra`
-    attributes (a handoff's depth) go in the same write."""
-    now = created_at or utc_now_iso()
-    item = {
-        **(extra or {}),
-        "job_id": job_id,
-        "tenant_id": tenant_id,
-        "workflow_id": workflow_id,
-        "submission_id": submission_id,
-        "status": status,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return db.put_item(db.jobs_table, item, condition="attribute_not_exists(job_id)")

@@ -7,7 +7,7 @@ needs is kept (names, keys, prefixes, attribute names), never item values or obj
 Who made a call is read from the call stack, innermost frame outward: the first frame of setup code (the
 tests, imageflow_dagster/local, bootstrap.py) or of product code (imageflow_dagster, dagster, dagster_aws,
 dagster_celery) decides. A few imageflow modules only forward calls for whoever called them (the resources'
-table and bucket helpers, submit.py's row writers, which tests and the handoff step share), so they decide
+table and bucket helpers, submit.py and the new-job row writers it shares with the handoff step), so they decide
 nothing. A thread that reaches AWS with no deciding frame (s3transfer's upload threads) takes the origin of
 the code that started it.
 """
@@ -30,6 +30,7 @@ _FORWARDING_PATHS = (
     "/imageflow_dagster/resources/aws.py",
     "/imageflow_dagster/aws_session.py",
     "/imageflow_dagster/submit.py",
+    "/imageflow_dagster/flow/new_job_rows.py",
 )
 _PRODUCT_PATHS = ("/imageflow_dagster/", "/dagster/", "/dagster_aws/", "/dagster_celery/")
 _THREAD_ORIGIN = "_imageflow_aws_origin"

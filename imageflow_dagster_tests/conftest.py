@@ -160,8 +160,9 @@ def sense_run_failure(pipeline: "Pipeline", result: dg.ExecuteInProcessResult) -
     """Evaluates `job_run_failure_sensor` on the failed run of `result`, as the daemon would after the run ended."""
     from dagster._core.events import DagsterEventType
 
-    from imageflow_dagster.sensors import job_run_failure_sensor
+    from imageflow_dagster.definitions import defs
 
+    job_run_failure_sensor = defs.resolve_sensor_def("job_run_failure_sensor")
     failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
     context = dg.build_run_status_sensor_context(
         sensor_name=job_run_failure_sensor.name,

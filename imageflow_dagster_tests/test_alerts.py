@@ -21,16 +21,15 @@ from dagster._utils.error import SerializableErrorInfo
 from imageflow_dagster.alerts import runless
 from imageflow_dagster.alerts import sensor as alert_sensor
 from imageflow_dagster.alerts.digest import MAX_POSTS_PER_MINUTE
-from imageflow_dagster.alerts.sensor import alert_tick, job_failure_alert_sensor
+from imageflow_dagster.alerts.sensor import alert_tick
 from imageflow_dagster.alerts.watch import JOBS_SENSOR
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.job_store import claim_job, mark_failed
 from imageflow_dagster.flow.loading import MAX_INSTRUCTIONS
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.run_tags import CLAIM_TAG, TENANT_TAG
-from imageflow_dagster.sensors import job_run_failure_sensor, processing_jobs_sensor
-from imageflow_dagster.settings import Settings
 from imageflow_dagster_tests.conftest import Pipeline, with_changes
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.test_run_status_sensors import _one_event_log
 from imageflow_dagster_tests.webhook_receivers import running_receiver
 from imageflow_dagster_tests.workflows import single_image_workflow
@@ -38,6 +37,9 @@ from imageflow_dagster_tests.workflows import single_image_workflow
 KEY = "sk-proj-Zq81XvT0kLw4Rb9NcY2mHs7PdE5uJa3Q"  # a known key: it must appear in no alert
 UI = "http://ops:ui-password-1234@dagster.test:3000/"
 HOOK_PATH = "/services/T0ALERTS/B0ALERTS/hook-secret-path-55"
+job_failure_alert_sensor = defs.resolve_sensor_def("job_failure_alert_sensor")
+job_run_failure_sensor = defs.resolve_sensor_def("job_run_failure_sensor")
+processing_jobs_sensor = defs.resolve_sensor_def("processing_jobs_sensor")
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ class Alerts:
         self.monkeypatch.setattr(alert_sensor, "_now", lambda: self.clock)
         before = len(self.receiver.requests)
         context = dg.build_sensor_context(
-            instance=self.instance, cursor=self.cursor, resources={"dynamodb": self.db}
+            instance=self.instance, cursor=self.cursor, resources={"dynamodb": self.db, "settings": settings_now()}
         )
         self.cursor = job_failure_alert_sensor.evaluate_tick(context).cursor
         new = [r.json()["text"] for r in self.receiver.requests[before:]]
@@ -194,7 +196,7 @@ def test_jobs_failed_by_the_jobs_sensor_without_a_run_are_named(alerts):
 def _tick_jobs_sensor(alerts) -> dg.SensorResult:
     context = dg.build_sensor_context(
         instance=alerts.instance, instance_ref=alerts.instance.get_ref(), definitions=defs,
-        resources={"dynamodb": alerts.db},
+        resources={"dynamodb": alerts.db, "settings": settings_now()},
     )
     return processing_jobs_sensor.evaluate_tick(context)
 
@@ -281,7 +283,7 @@ def test_a_receiver_error_keeps_the_alert_and_never_logs_the_url(alerts, caplog)
     alerts.receiver.answer(500, b"no such channel: " + HOOK_PATH.encode())
     job_id = alerts.fail_directly("Step 1 (Brand) failed: OpenAI error 500")
     log = logging.getLogger("test_alerts")
-    settings = Settings.from_env()
+    settings = settings_now()  # the fixture set the UI's URL
     with caplog.at_level(logging.DEBUG):  # whatever any library logs on the way
         cursor, _ = alert_tick(alerts.instance, alerts.db, settings, alerts.cursor, alerts.clock, log)
         assert len(alerts.receiver.requests) == 1 and "HTTP 500" in caplog.text

@@ -14,14 +14,13 @@ import pytest
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
 
-from imageflow_dagster import sensors
+from imageflow_dagster.flow.claim_runs import WILL_RETRY_TAG
 from imageflow_dagster.flow.job_store import CLAIM_ID, CLAIMED_AT, LEASE_UNTIL, claim_job, mark_completed, renew_lease
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.resources import build_resources
 from imageflow_dagster.run_tags import CLAIM_TAG
-from imageflow_dagster.sensors import WILL_RETRY_TAG
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.submit import submit_job
 from imageflow_dagster_tests.conftest import run_while_watching, with_changes
@@ -104,7 +103,7 @@ def test_a_failed_run_dagster_will_retry_keeps_its_claim_for_the_retry_only(
     sensor_instance.add_run_tags(run.run_id, {WILL_RETRY_TAG: "true"})  # as run retries (the daemon) tag it
     assert requested(tick(sensor_instance, db)) == []  # its retry, under the same claim, is on its way
     assert pipeline.job(job_id)[CLAIM_ID] == "claim_of_a_retried_run"
-    monkeypatch.setattr(sensors, "UNLAUNCHED_GRACE_S", 0)  # ...and never came: once the renewed lease ran out,
+    monkeypatch.setenv("IMAGEFLOW_SENSOR_UNLAUNCHED_GRACE_S", "0")  # ...and never came: once the renewed lease ran out,
     _expired_claim(db, job_id, "claim_of_a_retried_run")  # the job is taken over
     assert requested(tick(sensor_instance, db)) == [job_id]
 

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from imageflow_dagster import cli
 from imageflow_dagster.bootstrap import public_read_statement
-from imageflow_dagster.cli import main
+from imageflow_dagster.cli import dev, main
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster_tests.test_bootstrap import seed_bucket_policy
 
@@ -106,7 +105,9 @@ def test_bad_workflow_file(settings, tmp_path, capsys):
     assert "is not valid JSON" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["dev"], ["bootstrap"], ["submit"], ["status"], ["local-openai"], ["worker"]])
+@pytest.mark.parametrize(
+    "command", [[], ["dev"], ["bootstrap"], ["submit"], ["status"], ["spend"], ["local-openai"], ["worker"]]
+)
 def test_help_of_every_command(command, capsys):
     with pytest.raises(SystemExit) as exited:
         main([*command, "--help"])
@@ -118,14 +119,14 @@ DG_DEV = [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-h", "127.0.0.1", 
 
 
 def test_dev_runs_dg_dev_on_the_project_from_the_source_tree(tmp_path):
-    assert cli.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "--target-path", str(ROOT)]  # pyproject's [tool.dg]
+    assert dev.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "--target-path", str(ROOT)]  # pyproject's [tool.dg]
     assert not (tmp_path / "workspace.yaml").exists()
 
 
 def test_dev_without_the_source_tree_runs_dg_dev_on_a_workspace_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path / "site-packages")  # installed: no pyproject.toml
+    monkeypatch.setattr(dev, "PROJECT_ROOT", tmp_path / "site-packages")  # installed: no pyproject.toml
     workspace = tmp_path / "workspace.yaml"
-    assert cli.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "-w", str(workspace)]
+    assert dev.dg_dev_command(tmp_path, 3456) == [*DG_DEV, "-w", str(workspace)]
     assert "module_name: imageflow_dagster.definitions" in workspace.read_text()
     assert "location_name: imageflow" in workspace.read_text()
 

@@ -1,12 +1,14 @@
 """The code location loads: six assets in lineage order from one op, the job, sensors and schedule (`dg check
 defs` is in test_dg.py)."""
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from imageflow_dagster.definitions import defs
+from imageflow_dagster.definitions import build_definitions, defs
+from imageflow_dagster.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = ("planned_prompts", "step_reports", "generated_images", "s3_objects", "artifacts", "execution_steps")
@@ -56,7 +58,23 @@ def test_no_resource_is_settable_from_run_config():
         "dynamodb": {"endpoint_url": "http://127.0.0.1:9", "jobs_table": "other"},
         "s3": {"bucket": "other-bucket"},
         "io_manager": {"base_dir": "/tmp/elsewhere"},
+        "settings": {"webhook_allowed_hosts": ["169.254.169.254"], "max_queued_runs": 1000},
     }
     for key, config in attempts.items():
         with pytest.raises(dg.DagsterInvalidConfigError, match=f"root:resources:{key}:config"):
             dg.validate_run_config(job, {**per_run, "resources": {key: {"config": config}}})
+
+
+def test_one_settings_object_sets_the_intervals_the_schedule_and_what_the_ui_lists():
+    settings = dataclasses.replace(
+        Settings(), sensor_interval_s=7, run_status_sensor_interval_s=11, alert_interval_s=13,
+        retention_cron="5 4 * * *", max_queued_runs=3, ui_url="https://ops:pw-in-url@dagster.example/",
+    )
+    built = build_definitions(settings)
+    assert {s.name: s.minimum_interval_seconds for s in built.sensors} == {
+        "processing_jobs_sensor": 7, "job_run_failure_sensor": 11, "job_run_canceled_sensor": 11,
+        "job_failure_alert_sensor": 13,
+    }
+    assert built.resolve_schedule_def("partition_retention_schedule").cron_schedule == "5 4 * * *"
+    shown = built.resolve_job_def("image_generation_job").resource_defs["settings"].description
+    assert "- `max_queued_runs`: `3`" in shown and "'https://dagster.example/'" in shown and "pw-in-url" not in shown

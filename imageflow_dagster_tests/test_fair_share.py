@@ -14,7 +14,6 @@ from dagster._core.storage.tags import PRIORITY_TAG
 from dagster._core.test_utils import create_run_for_test
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 
-from imageflow_dagster import sensors
 from imageflow_dagster.flow.job_store import CLAIM_ID, mark_completed
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.resources import build_resources
@@ -108,7 +107,7 @@ def test_a_tenants_later_jobs_never_overtake_its_held_ones_while_the_sweep_moves
 ):
     """Four jobs read per tick: the big tenant's backlog fills the first ticks' reads, yet the cursor moves on to
     the other tenant; as the big tenant's runs end, its held jobs are claimed one by one, in order."""
-    monkeypatch.setattr(sensors, "MAX_ITEMS_PER_TICK", 4)
+    monkeypatch.setenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "4")
     monkeypatch.setenv("IMAGEFLOW_MAX_JOBS_PER_TENANT", "2")
     big = submit(pipeline, "tenant_big", 6)
     other = submit(pipeline, "tenant_other", 2)

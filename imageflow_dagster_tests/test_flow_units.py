@@ -12,7 +12,7 @@ from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.flow.image_data import InvalidImageData, decode_base64, read_image, sniff_format
 from imageflow_dagster.flow.image_requests import images_api_params
 from imageflow_dagster.flow.ordering import resolve_dependencies, waves
-from imageflow_dagster.flow.planner import IMAGE_PROMPT_LIMIT, fallback_plan, parse_plan
+from imageflow_dagster.flow.image_planner import IMAGE_PROMPT_LIMIT, fallback_plan, parse_plan
 from imageflow_dagster.ids import InvalidIdError, stable_id, validate_id
 from imageflow_dagster.models.workflow import ImageToolConfig, WorkflowStep
 

@@ -7,10 +7,10 @@ import pytest
 
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.ids import new_id, utc_now_iso
-from imageflow_dagster.sensors import processing_jobs_sensor
 from imageflow_dagster.settings import Settings
 from imageflow_dagster.steps.handoff import SUBMISSION_DEFAULTS
 from imageflow_dagster_tests.conftest import DEFAULT_ANSWERS, read_json_object
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.workflows import text_step
 
 TARGET = {"workflow_name": "Follow-up", "steps": [text_step("Follow Up", "Write a follow-up from the input.", 0)]}
@@ -55,9 +55,10 @@ def triggered_job_id(pipeline, s3_client, settings, job_id: str) -> str:
 def sensor_requests(db) -> list[dg.RunRequest]:
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(
-            instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources={"dynamodb": db}
+            instance=instance, instance_ref=instance.get_ref(), definitions=defs,
+            resources={"dynamodb": db, "settings": settings_now()},
         )
-        return processing_jobs_sensor.evaluate_tick(context).run_requests
+        return defs.resolve_sensor_def("processing_jobs_sensor").evaluate_tick(context).run_requests
 
 
 def test_a_handoff_starts_a_job_of_the_target_workflow_that_completes(pipeline, db, settings, s3_client):
@@ -172,6 +173,7 @@ def test_workflows_handing_off_to_each_other_stop_at_the_depth_limit(
     pipeline, db, s3_client, settings, monkeypatch
 ):
     monkeypatch.setenv("IMAGEFLOW_MAX_HANDOFF_DEPTH", "2")
+    pipeline.resources["settings"] = settings_now()
     a = pipeline.submit(handing_off("wf_placeholder"))
     b_id = put_workflow(db, handing_off(a.workflow_id))
     hand_off_to(db, a.workflow_id, b_id)  # A -> B -> A -> ...
@@ -199,6 +201,7 @@ def test_workflows_handing_off_to_each_other_stop_at_the_depth_limit(
 
 def test_a_chain_exactly_at_the_depth_limit_completes(pipeline, db, s3_client, settings, monkeypatch):
     monkeypatch.setenv("IMAGEFLOW_MAX_HANDOFF_DEPTH", "2")
+    pipeline.resources["settings"] = settings_now()
     last_id = put_workflow(db, TARGET)
     middle_id = put_workflow(db, handing_off(last_id))
     first = pipeline.submit(handing_off(middle_id))  # first -> middle -> last: the last job is at depth 2

@@ -21,7 +21,7 @@ import dagster as dg
 import pytest
 from dagster._core.events import DagsterEventType
 
-from imageflow_dagster.assets.spend import openai_spend
+from imageflow_dagster.assets.openai_spend import openai_spend
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.loading import load_job_inputs
 from imageflow_dagster.flow.spend import utc_today
@@ -30,11 +30,11 @@ from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources import s3_io_manager
 from imageflow_dagster.resources.dynamodb import deserialize_item
 from imageflow_dagster.retention import partition_retention_job
-from imageflow_dagster.sensors import processing_jobs_sensor
 from imageflow_dagster_tests.aws_calls import PRODUCT, SETUP, UNKNOWN, AwsCall, recording
 from imageflow_dagster_tests.conftest import Pipeline, sense_run_failure, with_changes
 from imageflow_dagster_tests.iam_policy import Policy, UnsupportedPolicy, unneeded_grants
 from imageflow_dagster_tests.iam_requests import IamRequest, UnmappedCall, iam_requests
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.side_tables import (
     create_notifications_table,
     create_user_settings_table,
@@ -113,6 +113,7 @@ def run_a_tenant_override_then_notify_twice(pipeline: Pipeline) -> None:
 def run_webhook_then_handoff(pipeline: Pipeline, monkeypatch) -> str:
     """Research, a webhook to a local receiver, a handoff; returns the target job the handoff created."""
     monkeypatch.setenv("IMAGEFLOW_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1")
+    pipeline.resources["settings"] = settings_now()
     target = pipeline.submit(TARGET, status="completed")  # for its form and workflow rows
     target_id = target.workflow_id
     with webhook_receiver() as url:
@@ -137,9 +138,10 @@ def tick_sensor_on_index_then_by_scan(pipeline: Pipeline, waiting_job: str, monk
     def tick() -> list[str]:
         context = dg.build_sensor_context(
             instance=pipeline.instance, instance_ref=pipeline.instance.get_ref(), definitions=defs,
-            resources={"dynamodb": pipeline.db},
+            resources={"dynamodb": pipeline.db, "settings": settings_now()},
         )
-        return [r.partition_key for r in processing_jobs_sensor.evaluate_tick(context).run_requests]
+        requests = defs.resolve_sensor_def("processing_jobs_sensor").evaluate_tick(context).run_requests
+        return [r.partition_key for r in requests]
 
     assert tick() == [waiting_job]
     pipeline.db.update_item(pipeline.db.jobs_table, {"job_id": waiting_job}, remove=["imageflow_claim_id"])
@@ -156,7 +158,7 @@ def run_retention_with_the_s3_io_manager(pipeline: Pipeline, settings, monkeypat
     ended_long_ago = {"completed_at": iso_from_epoch(time.time() - 40 * 86400)}
     pipeline.db.update_item(pipeline.db.jobs_table, {"job_id": job.job_id}, set_values=ended_long_ago)
     pipeline.instance.add_dynamic_partitions(jobs_partitions.name, [job.job_id])
-    resources = {"dynamodb": pipeline.db, "io_manager": s3_io_manager(settings)}
+    resources = {"dynamodb": pipeline.db, "io_manager": s3_io_manager(settings), "settings": settings_now()}
     result = partition_retention_job.execute_in_process(instance=pipeline.instance, resources=resources)
     assert result.output_for_node("remove_ended_job_partitions") >= 1
     assert result.output_for_node("delete_ended_job_runs") >= 1

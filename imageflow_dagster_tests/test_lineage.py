@@ -13,8 +13,10 @@ from imageflow_dagster.assets.lineage import artifacts_listing, lineage_table, t
 from imageflow_dagster.flow.thumbnails import make_thumbnail, thumbnail_key
 from imageflow_dagster.models import Artifact
 from imageflow_dagster.models.pipeline import (
+    AIGeneration,
     CallUsage,
     GeneratedImage,
+    ImagePlan,
     ImageRequest,
     JobIdentity,
     JobPlan,
@@ -249,13 +251,22 @@ def _plan() -> tuple[JobPlan, list[GeneratedImage]]:
         number=2,
         name="Brand Images",
         kind="image",
-        model="gpt-5.2",
-        image_model="gpt-image-2.6-sunburst",
-        requested_image_model="gpt-image-2-retired",
-        requests=[logo, banner, unsafe, broken],
+        ai=AIGeneration(model="gpt-5.2"),
+        image=ImagePlan(
+            model="gpt-image-2.6-sunburst",
+            requested_model="gpt-image-2-retired",
+            requests=[logo, banner, unsafe, broken],
+        ),
     )
     steps = [
-        StepPlan(index=0, number=1, name="Research", kind="text", model="gpt-5.2", output_text="# notes"),
+        StepPlan(
+            index=0,
+            number=1,
+            name="Research",
+            kind="text",
+            ai=AIGeneration(model="gpt-5.2"),
+            output_text="# notes",
+        ),
         brand,
         # A step that failed in planning: even a request it kept was never sent, so it has no row.
         StepPlan(
@@ -263,10 +274,10 @@ def _plan() -> tuple[JobPlan, list[GeneratedImage]]:
             number=3,
             name="Social",
             kind="image",
-            model="gpt-5.2",
+            ai=AIGeneration(model="gpt-5.2"),
             status="failed",
             error="planner down",
-            requests=[_request(2, 1, "Never sent")],
+            image=ImagePlan(requests=[_request(2, 1, "Never sent")]),
         ),
     ]
     generated = [

@@ -12,7 +12,7 @@ import pytest
 from openai.types.responses.response_output_item import ImageGenerationCall
 from PIL import Image
 
-from imageflow_dagster.flow.planner import PLAN_SCHEMA
+from imageflow_dagster.flow.image_planner import PLAN_SCHEMA
 from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.local.openai_server import LocalOpenAIServer
 from imageflow_dagster.resources.openai_retry import retry_after_s

@@ -6,7 +6,8 @@ from datetime import date
 import pytest
 
 from imageflow_dagster import lifecycle, pricing
-from imageflow_dagster.flow.image_params import ImageConfigError, fit_image_params
+from imageflow_dagster.resources.image_params import ImageConfigError, fit_image_params
+from imageflow_dagster.settings import Settings
 
 SHUTDOWN_DEC_1 = ("gpt-image-1.5", "gpt-image-1.5-2025-12-16", "gpt-image-1-mini", "chatgpt-image-latest")
 SHUTDOWN_DEC_11 = ("gpt-5", "gpt-5-mini", "gpt-5-nano", "gpt-5-pro", "o3", "o3-pro")
@@ -53,22 +54,23 @@ def test_a_model_without_successor_names_the_model_and_the_setting():
 
 
 def test_operators_override_inline_and_by_file(monkeypatch, tmp_path):
+    # IMAGEFLOW_MODEL_REPLACEMENTS, read by settings.py, as the OpenAI resource passes it.
     monkeypatch.setenv(lifecycle.OVERRIDE_ENV, json.dumps({"gpt-image-1.5": "gpt-image-2.6-flare"}))
+    inline = Settings.from_env().model_replacements
     # A bare name changes the successor and keeps the shipped date.
-    assert lifecycle.resolve("gpt-image-1.5", date(2026, 11, 30)) is None
-    assert lifecycle.resolve("gpt-image-1.5", date(2026, 12, 1)).used == "gpt-image-2.6-flare"
+    assert lifecycle.resolve("gpt-image-1.5", date(2026, 11, 30), inline) is None
+    assert lifecycle.resolve("gpt-image-1.5", date(2026, 12, 1), inline).used == "gpt-image-2.6-flare"
     table = tmp_path / "lifecycle.json"
     table.write_text(json.dumps({"models": {"gpt-5.2": {"shutdown": "2026-01-01", "replacement": "gpt-6.1-sol"}}}))
     monkeypatch.setenv(lifecycle.OVERRIDE_ENV, str(table))
-    assert lifecycle.resolve("gpt-5.2", date(2026, 1, 2)).used == "gpt-6.1-sol"
+    assert lifecycle.resolve("gpt-5.2", date(2026, 1, 2), Settings.from_env().model_replacements).used == "gpt-6.1-sol"
 
 
-def test_a_retired_successor_leads_on_to_its_own_successor(monkeypatch):
+def test_a_retired_successor_leads_on_to_its_own_successor():
     chain = {"model-a": {"shutdown": "2026-01-01", "replacement": "model-b"},
              "model-b": {"shutdown": "2026-02-01", "replacement": "model-c"}}
-    monkeypatch.setenv(lifecycle.OVERRIDE_ENV, json.dumps(chain))
-    assert lifecycle.resolve("model-a", date(2026, 1, 15)).used == "model-b"
-    assert lifecycle.resolve("model-a", date(2026, 3, 1)).used == "model-c"
+    assert lifecycle.resolve("model-a", date(2026, 1, 15), json.dumps(chain)).used == "model-b"
+    assert lifecycle.resolve("model-a", date(2026, 3, 1), json.dumps(chain)).used == "model-c"
 
 
 @pytest.mark.parametrize(

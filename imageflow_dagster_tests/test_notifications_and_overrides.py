@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from imageflow_dagster.flow import planner
+from imageflow_dagster.flow import image_planner
 from imageflow_dagster.flow.notifications import notification_id
 from imageflow_dagster.flow.prompt_overrides import PLANNER_KEY, UNATTENDED, fill, planner_prompts, with_guardrail
 from imageflow_dagster.models import PromptOverride, UserSettings
@@ -200,7 +200,7 @@ def test_placeholders_fill_once_and_only_known_names():
 
 def test_only_the_tenants_fields_replace_imageflows_and_the_guardrail_leads():
     override = PromptOverride(prompt="Use {{planner_input}} and more")
-    defaults = planner.planner_instructions(3), "DEFAULT INPUT {{step_name}}"
+    defaults = image_planner.planner_instructions(3), "DEFAULT INPUT {{step_name}}"
     prompts = planner_prompts(override, *defaults, {"step_name": "S"})
     assert prompts.instructions == defaults[0]
     assert prompts.input == "Use DEFAULT INPUT {{step_name}} and more"  # imageflow's own text is not filled

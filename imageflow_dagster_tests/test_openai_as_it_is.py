@@ -16,6 +16,11 @@ LATE_SHUTDOWNS = {
 }
 
 
+def replace_models(pipeline, entries: dict) -> None:
+    """The operator's lifecycle entries (IMAGEFLOW_MODEL_REPLACEMENTS), as the deployment's OpenAI resource holds them."""
+    pipeline.resources["openai"] = with_changes(pipeline.resources["openai"], model_replacements=json.dumps(entries))
+
+
 def _steps(s3_client, settings, job) -> list[dict]:
     return read_json_object(s3_client, settings.bucket, f"{job.tenant_id}/jobs/{job.job_id}/execution_steps.json")
 
@@ -31,8 +36,8 @@ def research_then_images(text_model: str, image_model: str) -> dict:
     }
 
 
-def test_models_answering_404_complete_on_their_successors(pipeline, openai_server, s3_client, settings, monkeypatch):
-    monkeypatch.setenv("IMAGEFLOW_MODEL_REPLACEMENTS", json.dumps(LATE_SHUTDOWNS))
+def test_models_answering_404_complete_on_their_successors(pipeline, openai_server, s3_client, settings):
+    replace_models(pipeline, LATE_SHUTDOWNS)
     openai_server.configure(shut_down_models=["gpt-5", "gpt-image-1.5"])
     job = pipeline.submit(research_then_images("gpt-5", "gpt-image-1.5"))
     result = pipeline.run(job.job_id)
@@ -58,9 +63,9 @@ def test_models_answering_404_complete_on_their_successors(pipeline, openai_serv
     assert [(r["requested"], r["used"]) for r in rendered] == [("gpt-image-1.5", "gpt-image-2.6-sunburst")]
 
 
-def test_a_model_past_its_shutdown_date_is_replaced_before_the_call(pipeline, openai_server, s3_client, settings, monkeypatch):
+def test_a_model_past_its_shutdown_date_is_replaced_before_the_call(pipeline, openai_server, s3_client, settings):
     retired = {"gpt-image-2": {"shutdown": "2020-01-01", "replacement": "gpt-image-2.6-flare"}}
-    monkeypatch.setenv("IMAGEFLOW_MODEL_REPLACEMENTS", json.dumps(retired))
+    replace_models(pipeline, retired)
     job = pipeline.submit(single_image_workflow("Create 1 brand image.", model="gpt-image-2", size="1792x1024"))
     assert pipeline.run(job.job_id).success
     step = _steps(s3_client, settings, job)[1]

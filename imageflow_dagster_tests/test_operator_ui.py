@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from imageflow_dagster.cli import dg_dev_command
+from imageflow_dagster.cli.dev import dg_dev_command
 from imageflow_dagster.local.openai_control import OpenAIServerControl
 from imageflow_dagster.local.services import free_port
 from imageflow_dagster.local.stack import LocalStack, wait_for_http

@@ -15,7 +15,7 @@ from imageflow_dagster.resources.openai_client import (
     MARK_IMAGE_CALL,
     MARK_RECEIVED,
 )
-from imageflow_dagster_tests.conftest import asset_metadata, read_json_object
+from imageflow_dagster_tests.conftest import asset_metadata, read_json_object, with_changes
 from imageflow_dagster_tests.workflows import image_step, mixed_workflow, single_image_workflow, text_step
 
 MIXED_IMAGES = 5
@@ -177,9 +177,10 @@ def test_text_step_can_use_dependency_image_urls(pipeline, settings, s3_client):
     assert all(f"- {url}" in copy["input"]["context"] for url in hero["image_urls"])
 
 
-def test_responses_image_tool_path(pipeline, settings, s3_client, openai_server, monkeypatch):
+def test_responses_image_tool_path(pipeline, settings, s3_client, openai_server):
     # chatgpt-image-latest is the one image model outside `gpt-image-*`; kept in service whatever today's date.
-    monkeypatch.setenv("IMAGEFLOW_MODEL_REPLACEMENTS", '{"chatgpt-image-latest": {"replacement": "gpt-image-2.6-sunburst"}}')
+    kept = '{"chatgpt-image-latest": {"replacement": "gpt-image-2.6-sunburst"}}'  # as IMAGEFLOW_MODEL_REPLACEMENTS
+    pipeline.resources["openai"] = with_changes(pipeline.resources["openai"], model_replacements=kept)
     workflow = single_image_workflow("Draw the company mascot.", model="chatgpt-image-latest", format="webp")
     job = pipeline.submit(workflow)
     result = pipeline.run(job.job_id)

@@ -7,6 +7,7 @@ import dagster as dg
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.retention import CHUNK, partition_retention_job
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.test_sensor import WORKFLOW
 
 DAY_S = 86400
@@ -17,7 +18,8 @@ def days_ago(days: float) -> str:
 
 
 def run_retention(instance, db) -> int:
-    result = partition_retention_job.execute_in_process(instance=instance, resources={"dynamodb": db})
+    resources = {"dynamodb": db, "settings": settings_now()}
+    result = partition_retention_job.execute_in_process(instance=instance, resources=resources)
     assert result.success
     return result.output_for_node("remove_ended_job_partitions")
 

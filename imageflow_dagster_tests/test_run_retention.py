@@ -18,6 +18,7 @@ from imageflow_dagster.local.services import create_database
 from imageflow_dagster.retention import partition_retention_job
 from imageflow_dagster.settings import Settings
 from imageflow_dagster_tests.conftest import Pipeline
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.workflows import single_image_workflow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -49,7 +50,7 @@ def production(tmp_path, monkeypatch, postgres_url, settings, resources, db):
 def retain(pipeline: Pipeline, max_runs: int | None = None, raise_on_error: bool = True):
     config = {"ops": {"delete_ended_job_runs": {"config": {"max_runs": max_runs}}}} if max_runs else None
     return partition_retention_job.execute_in_process(
-        instance=pipeline.instance, resources={"dynamodb": pipeline.db}, run_config=config,
+        instance=pipeline.instance, resources={"dynamodb": pipeline.db, "settings": settings_now()}, run_config=config,
         raise_on_error=raise_on_error,
     )
 

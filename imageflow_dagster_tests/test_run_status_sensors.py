@@ -9,14 +9,12 @@ from dagster._core.test_utils import create_run_for_test
 from imageflow_dagster.flow.job_store import CLAIM_ID, claim_job
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.run_tags import CLAIM_TAG
-from imageflow_dagster.sensors import (
-    RUN_STATUS_SENSOR_INTERVAL_S,
-    job_run_canceled_sensor,
-    job_run_failure_sensor,
-)
+from imageflow_dagster.definitions import defs
 from imageflow_dagster_tests.test_sensor import WORKFLOW
 
 BURST = 50
+job_run_failure_sensor = defs.resolve_sensor_def("job_run_failure_sensor")
+job_run_canceled_sensor = defs.resolve_sensor_def("job_run_canceled_sensor")
 MAX_TICKS = 20  # a bound for the loop, far above what the assertion allows
 
 
@@ -61,7 +59,7 @@ def test_a_burst_of_ended_runs_ends_every_job_within_a_minute(
     assert [r["status"] for r in rows] == ["failed"] * BURST
     assert {r["error_type"] for r in rows} == {error_type} and not any(CLAIM_ID in r for r in rows)
     assert ticks == 1, f"{ticks} ticks to end {BURST} jobs"
-    assert ticks * RUN_STATUS_SENSOR_INTERVAL_S <= 60
+    assert ticks * sensor.minimum_interval_seconds <= 60
 
 
 def _one_event_log(base_dir) -> dict:
@@ -71,6 +69,7 @@ def _one_event_log(base_dir) -> dict:
 
 
 def _tick(sensor, instance: dg.DagsterInstance, db, cursor: str | None) -> str | None:
-    """One evaluation, as the daemon makes it every RUN_STATUS_SENSOR_INTERVAL_S; returns the new cursor."""
+    """One evaluation, as the daemon makes it every IMAGEFLOW_RUN_STATUS_SENSOR_INTERVAL_S; returns the new
+    cursor."""
     context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"dynamodb": db})
     return sensor.evaluate_tick(context).cursor

@@ -14,7 +14,7 @@ import pytest
 
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.job_store import CLAIM_ID
-from imageflow_dagster.sensors import processing_jobs_sensor
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.workflows import text_step
 
 HANDOFF = Path(__file__).resolve().parent.parent / "deploy" / "seed-handoff"
@@ -36,8 +36,8 @@ def sensor_instance():
 
 def tick(instance, db) -> dg.SensorResult:
     context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                      resources={"dynamodb": db})
-    return processing_jobs_sensor.evaluate_tick(context)
+                                      resources={"dynamodb": db, "settings": settings_now()})
+    return defs.resolve_sensor_def("processing_jobs_sensor").evaluate_tick(context)
 
 
 def hand_over(settings, job_id: str, **env) -> subprocess.CompletedProcess:

@@ -6,18 +6,18 @@ import time
 import dagster as dg
 import pytest
 
-from imageflow_dagster import sensors
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.job_store import CLAIM_ID, mark_completed
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.retention import partition_retention_job
 from imageflow_dagster.run_tags import CLAIM_TAG
-from imageflow_dagster.sensors import processing_jobs_sensor
 from imageflow_dagster_tests.conftest import sense_run_failure, with_changes
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.workflows import single_image_workflow
 
 WORKFLOW = single_image_workflow("Create 1 image.")
+processing_jobs_sensor = defs.resolve_sensor_def("processing_jobs_sensor")
 
 
 @pytest.fixture
@@ -27,8 +27,10 @@ def sensor_instance():
 
 
 def tick(instance, db, cursor=None) -> dg.SensorResult:
+    """One evaluation with the settings the environment holds now, as a code location loaded now would have."""
+    resources = {"dynamodb": db, "settings": settings_now()}
     context = dg.build_sensor_context(
-        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources={"dynamodb": db}, cursor=cursor
+        instance=instance, instance_ref=instance.get_ref(), definitions=defs, resources=resources, cursor=cursor
     )
     return processing_jobs_sensor.evaluate_tick(context)
 
@@ -72,7 +74,7 @@ def test_claimed_jobs_get_no_second_run(pipeline, db, sensor_instance):
 
 
 def test_many_jobs_drain_over_ticks(pipeline, db, sensor_instance, monkeypatch):
-    monkeypatch.setattr(sensors, "MAX_ITEMS_PER_TICK", 5)
+    monkeypatch.setenv("IMAGEFLOW_SENSOR_MAX_ITEMS_PER_TICK", "5")
     # One tenant's 12 jobs, five a tick: the tenant's share and the queued-runs bound are test_fair_share.py's.
     monkeypatch.setenv("IMAGEFLOW_MAX_JOBS_PER_TENANT", "12")
     monkeypatch.setenv("IMAGEFLOW_MAX_QUEUED_RUNS", "12")
@@ -167,7 +169,9 @@ def test_sensor_re_adds_the_partition_retention_removed(pipeline, db, sensor_ins
     assert mark_completed(db, job_id, {}, claim_id=first.run_requests[0].tags[CLAIM_TAG])
     long_ago = iso_from_epoch(time.time() - 30 * 86400)  # past the default retention of 14 days
     db.update_item(db.jobs_table, {"job_id": job_id}, set_values={"completed_at": long_ago})
-    retention = partition_retention_job.execute_in_process(instance=sensor_instance, resources={"dynamodb": db})
+    retention = partition_retention_job.execute_in_process(
+        instance=sensor_instance, resources={"dynamodb": db, "settings": settings_now()}
+    )
     assert retention.output_for_node("remove_ended_job_partitions") == 1
     assert not sensor_instance.has_dynamic_partition(jobs_partitions.name, job_id)
     db.update_item(db.jobs_table, {"job_id": job_id}, set_values={"status": "processing"})  # the seed API's rerun
@@ -182,7 +186,7 @@ def test_claim_without_run_is_requested_again_after_grace(pipeline, db, sensor_i
     (job_id,) = submit(pipeline, 1)
     first = tick(sensor_instance, db)  # claimed; pretend the daemon died before submitting the run
     assert tick(sensor_instance, db, first.cursor).run_requests == []  # within the grace period
-    monkeypatch.setattr(sensors, "UNLAUNCHED_GRACE_S", -1)
+    monkeypatch.setenv("IMAGEFLOW_SENSOR_UNLAUNCHED_GRACE_S", "-1")
     again = tick(sensor_instance, db, first.cursor)
     assert requested(again) == [job_id] and again.run_requests[0].run_key == first.run_requests[0].run_key
 

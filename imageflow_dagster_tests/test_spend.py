@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 import pytest
 
-from imageflow_dagster.assets.spend import MAX_TABLE_ROWS, openai_spend, openai_spend_schedule, spend_metadata
+from imageflow_dagster.assets.openai_spend import MAX_TABLE_ROWS, openai_spend, openai_spend_schedule, spend_metadata
 from imageflow_dagster.cli import main
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.spend import day_spend, period_spend, report_lines, spend_by_day, utc_today

@@ -16,6 +16,7 @@ from imageflow_dagster.steps import webhook
 from imageflow_dagster.steps.outbound import TargetRefused, checked_target
 from imageflow_dagster.steps.redaction import REDACTED, looks_like_token, redacted_headers, redacted_url
 from imageflow_dagster.steps.webhook_http import Outgoing, WebhookPolicy, deliver
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.webhook_receivers import (
     Receiver,
     execution_steps,
@@ -45,8 +46,9 @@ def second_receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def allow_receiver(monkeypatch) -> None:
+def allow_receiver(monkeypatch, pipeline) -> None:
     monkeypatch.setenv(ALLOW, "127.0.0.1,localhost")
+    pipeline.resources["settings"] = settings_now()
 
 
 def _job_objects(s3_client, bucket: str, job) -> list[str]:
@@ -132,6 +134,7 @@ def test_blanks_around_a_header_value_are_not_part_of_it(pipeline, receiver, all
 def test_a_receiver_trickling_its_body_fails_the_step_at_the_deadline(pipeline, settings, s3_client, monkeypatch):
     monkeypatch.setenv("IMAGEFLOW_WEBHOOK_TIMEOUT_S", "1")
     monkeypatch.setenv(ALLOW, "127.0.0.1")
+    pipeline.resources["settings"] = settings_now()
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 80\r\n\r\n"
     with running_trickler(head, b"." * 80, every_s=0.25) as trickler:
         job = pipeline.submit(notify_workflow(trickler.url))
@@ -343,6 +346,7 @@ def test_the_allow_list_still_admits_a_listed_special_address():
 )
 def test_a_webhook_to_a_special_ipv6_address_fails_and_sends_nothing(pipeline, monkeypatch, host, reason):
     monkeypatch.delenv(ALLOW, raising=False)
+    pipeline.resources["settings"] = settings_now()
     job = pipeline.submit(notify_workflow(f"http://{host}:8080/hook"))
     assert not pipeline.run(job.job_id).success
     row = pipeline.job(job.job_id)

@@ -11,15 +11,15 @@ import pytest
 from imageflow_dagster.definitions import defs
 from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.models.workflow import WorkflowStep
-from imageflow_dagster.sensors import processing_jobs_sensor
 from imageflow_dagster.steps import ai_generation, handoff, webhook
 from imageflow_dagster.steps.kinds import kind_of
 from imageflow_dagster.steps.outbound import TargetRefused, checked_target
 from imageflow_dagster.steps.redaction import REDACTED
 from imageflow_dagster.steps.webhook_body import StepOutput, WebhookData
 from imageflow_dagster.steps.webhook_config import WebhookConfig
-from imageflow_dagster.steps.webhook_http import Outgoing, WebhookPolicy, deliver, retry_after_s
+from imageflow_dagster.steps.webhook_http import Outgoing, WebhookPolicy, deliver, parse_retry_after
 from imageflow_dagster_tests.conftest import DEFAULT_ANSWERS
+from imageflow_dagster_tests.settings_now import settings_now
 from imageflow_dagster_tests.webhook_receivers import (
     Receiver,
     execution_steps,
@@ -40,13 +40,15 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def allow_receiver(monkeypatch) -> None:
+def allow_receiver(monkeypatch, pipeline) -> None:
     monkeypatch.setenv(ALLOW, "127.0.0.1")
+    pipeline.resources["settings"] = settings_now()
 
 
 @pytest.fixture
-def no_allow_list(monkeypatch) -> None:
+def no_allow_list(monkeypatch, pipeline) -> None:
     monkeypatch.delenv(ALLOW, raising=False)
+    pipeline.resources["settings"] = settings_now()
 
 
 def test_text_then_webhook_sends_the_auto_payload_and_records_it_redacted(
@@ -349,7 +351,7 @@ def test_retry_after_is_honoured_up_to_the_cap(receiver):
     policy = WebhookPolicy(allowed_hosts=("127.0.0.1",), sleep=waits.append, retry_after_cap_s=10)
     assert deliver(Outgoing("POST", receiver.url(), {}, b"{}"), policy).success
     assert waits == [3.0, 10.0] and len(receiver.requests) == 3
-    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and retry_after_s("soon") is None
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0 and parse_retry_after("soon") is None
 
 
 def test_slack_urls_get_a_readable_text_message():
@@ -373,8 +375,8 @@ def test_a_job_with_a_webhook_step_goes_through_the_sensor(pipeline, db, receive
     job = pipeline.submit(notify_workflow(receiver.url()))
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs,
-                                          resources={"dynamodb": db})
-        [request] = processing_jobs_sensor.evaluate_tick(context).run_requests
+                                          resources={"dynamodb": db, "settings": settings_now()})
+        [request] = defs.resolve_sensor_def("processing_jobs_sensor").evaluate_tick(context).run_requests
     assert request.partition_key == job.job_id
     assert pipeline.run(job.job_id, run_config=request.run_config, tags=request.tags).success
     assert pipeline.job(job.job_id)["status"] == "completed"

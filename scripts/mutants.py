@@ -101,13 +101,13 @@ MUTANTS = [
     Mutant(
         "retired models called by their old name",
         "imageflow_dagster/resources/openai_client.py",
-        "        replaced = lifecycle.resolve(model, today_utc())",
+        "        replaced = lifecycle.resolve(model, today_utc(), self.model_replacements)",
         "        replaced = None",
         (TESTS + "test_openai_as_it_is.py::test_a_model_past_its_shutdown_date_is_replaced_before_the_call",),
     ),
     Mutant(
         "image settings sent as the workflow wrote them",
-        "imageflow_dagster/flow/image_params.py",
+        "imageflow_dagster/resources/image_params.py",
         '    if "size" in fitted:',
         "    if False:",
         (TESTS + "test_model_lifecycle.py", TESTS + "test_openai_as_it_is.py"),
@@ -121,9 +121,9 @@ MUTANTS = [
     ),
     Mutant(
         "an image blocked by moderation fails the stored check",
-        "imageflow_dagster/assets/storage.py",
-        "if r.key not in stored and r.key not in blocked]",
-        "if r.key not in stored]",
+        "imageflow_dagster/assets/s3_objects.py",
+        "if key not in stored and key not in blocked]",
+        "if key not in stored]",
         (TESTS + "test_operator_view.py",),
     ),
     Mutant(

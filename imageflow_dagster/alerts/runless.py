@@ -1,5 +1,5 @@
-"""Jobs failed without a run: the jobs sensor fails a job whose records cannot run (flow/loading.py's
-BadRecordError: a missing workflow, an invalid id, a malformed step) straight in DynamoDB and launches nothing, so
+"""Jobs failed without a run: the jobs sensor fails a job whose records cannot run (the
+BadRecordError of flow/loading.py or steps/kinds.py: a missing workflow, an invalid id, a malformed step) straight in DynamoDB and launches nothing, so
 no run-status event will ever name it. The jobs sensor records each such failure here; the alert sensor reads the
 records after its own cursor and queues them with the other failed jobs (same digest, same rate, no run link).
 
@@ -28,6 +28,7 @@ from dagster._core.event_api import EventLogRecord
 
 from imageflow_dagster.alerts import text
 from imageflow_dagster.alerts.digest import AlertState
+from imageflow_dagster.settings import secret_values
 
 ASSET_KEY = dg.AssetKey("imageflow_jobs_failed_without_run")
 CURSOR_KEY = "FAILED_WITHOUT_RUN"  # its place in AlertState.after, beside the run-status event types
@@ -38,7 +39,7 @@ IDS = ("job_id", "tenant_id", "workflow_id")  # what a record names, as the jobs
 def record(instance: dg.DagsterInstance, job: dict, message: str, error_type: str, log: logging.Logger) -> None:
     """Called by the jobs sensor once its failure of `job` is written. A record that cannot be written loses only
     the alert, never the failure: it is logged and the tick goes on."""
-    secrets = text.secret_values()
+    secrets = secret_values()
     ids = {name: str(job.get(name) or "?") for name in IDS}
     job_id = ids["job_id"]
     metadata = {
@@ -69,7 +70,7 @@ def read(instance: dg.DagsterInstance, state: AlertState) -> None:
     records = instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=ASSET_KEY, after_storage_id=after), limit=RECORDS_PER_TICK, ascending=True
     ).records
-    secrets = text.secret_values()
+    secrets = secret_values()
     for entry in records:
         state.queue(_item(entry, secrets))
     if records:

@@ -5,11 +5,11 @@ OpenAI quota and the jobs sensor's health alerted once each.
 A plain sensor, not a `@run_failure_sensor`: a run-status sensor's cursor belongs to Dagster (returning one is an
 error) and its function runs only when a run ends, so neither the digest's state nor the digest's last post ("the
 rest, counted") would have a place or a moment. This sensor reads the same run-status events itself (watch.py),
-keeps the digest in its own cursor, and ticks whether or not runs end."""
+keeps the digest in its own cursor, and ticks whether or not runs end. Built by `alert_sensor(settings)` where the
+definitions are built (its interval is a setting); the webhook URL is a secret, read at each tick."""
 
 import json
 import logging
-import os
 import time
 import urllib.error
 import urllib.request
@@ -19,9 +19,9 @@ import dagster as dg
 from imageflow_dagster.alerts import digest, runless, watch
 from imageflow_dagster.alerts.digest import AlertState
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.settings import Settings
+from imageflow_dagster.resources.settings import SettingsResource
+from imageflow_dagster.settings import ALERT_WEBHOOK_URL, Settings, secret
 
-ALERT_INTERVAL_S = int(os.getenv("IMAGEFLOW_ALERT_INTERVAL_S", "20"))
 # A tick has 60 s in the daemon and may post up to 10 times: a slow receiver must not take the tick with it.
 POST_TIMEOUT_S = 5.0
 
@@ -30,15 +30,18 @@ def _now() -> float:
     return time.time()  # one place for the tests' clock
 
 
-@dg.sensor(
-    minimum_interval_seconds=ALERT_INTERVAL_S,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Posts every job that ends `failed` (and the OpenAI quota or the jobs sensor failing) to "
-    "IMAGEFLOW_ALERT_WEBHOOK_URL: at most 10 posts a minute, the rest digested in the next post.",
-)
-def job_failure_alert_sensor(context: dg.SensorEvaluationContext, dynamodb: DynamoDBResource):
-    settings = Settings.from_env()
-    if not settings.alert_webhook_url:
+def alert_sensor(settings: Settings) -> dg.SensorDefinition:
+    return dg.sensor(
+        name="job_failure_alert_sensor",
+        minimum_interval_seconds=settings.alert_interval_s,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Posts every job that ends `failed` (and the OpenAI quota or the jobs sensor failing) to "
+        "IMAGEFLOW_ALERT_WEBHOOK_URL: at most 10 posts a minute, the rest digested in the next post.",
+    )(post_failed_jobs)
+
+
+def post_failed_jobs(context: dg.SensorEvaluationContext, dynamodb: DynamoDBResource, settings: SettingsResource):
+    if not secret(ALERT_WEBHOOK_URL):
         return dg.SkipReason("IMAGEFLOW_ALERT_WEBHOOK_URL is not set: no alerts are sent")
     cursor, summary = alert_tick(context.instance, dynamodb, settings, context.cursor, _now(), context.log)
     return dg.SensorResult(cursor=cursor, skip_reason=summary)
@@ -47,12 +50,13 @@ def job_failure_alert_sensor(context: dg.SensorEvaluationContext, dynamodb: Dyna
 def alert_tick(
     instance: dg.DagsterInstance,
     db: DynamoDBResource,
-    settings: Settings,
+    settings: SettingsResource,
     cursor: str | None,
     now: float,
     log: logging.Logger,
 ) -> tuple[str, str]:
-    """One evaluation: read what is new, post what the rate allows; returns the new cursor and a summary."""
+    """One evaluation: read what is new, post what the rate allows; returns the new cursor and a summary.
+    `settings`: where the UI's base URL for run links is (`ui_url`)."""
     state = AlertState.parse(cursor)
     if not state.started:
         watch.start(instance, state)
@@ -63,17 +67,17 @@ def alert_tick(
     failed_rows = watch.confirm_pending(instance, db, state, settings.ui_url, now)
     watch.check_quota(instance, state, failed_rows, now)
     watch.check_jobs_sensor(instance, state, now)
-    posted = _post_all(settings, state, now, log)
+    posted = _post_all(secret(ALERT_WEBHOOK_URL) or "", state, now, log)
     waiting = len(state.queued) + state.unnamed
     summary = f"{posted} alert post(s); {waiting} failed job(s) and {len(state.notices)} notice(s) waiting"
     return state.dump(), summary
 
 
-def _post_all(settings: Settings, state: AlertState, now: float, log: logging.Logger) -> int:
+def _post_all(url: str, state: AlertState, now: float, log: logging.Logger) -> int:
     """Posts this tick's share; the first receiver error ends the tick's posting, what was not posted stays."""
     posted = 0
     for post in digest.plan(state, now):
-        if not post_text(settings.alert_webhook_url, post.text, log):
+        if not post_text(url, post.text, log):
             digest.tried(state, now)
             break
         digest.sent(state, post, now)

@@ -3,7 +3,6 @@
 as they came (an SDK's, a webhook receiver's, a step name a person typed), so nothing upstream is trusted to
 have redacted them."""
 
-import os
 import re
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,28 +12,12 @@ MAX_ERROR_CHARS = 240
 MAX_FIELD_CHARS = 120
 # A job the jobs sensor failed before launching a run has no run page to link: say so, and what to do.
 RUNLESS_NOTE = "run: none: the jobs sensor failed it before any run (its records cannot run: fix them, then rerun)"
-_MIN_SECRET_CHARS = 8
-# Variables whose values are secrets whatever they look like (a short password is no token).
-_SECRET_NAME = re.compile(
-    r"KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|WEBHOOK_URL|DATABASE_URL|POSTGRES_URL|DSN"
-)
 _URL_OR_TOKEN = re.compile(r"(?P<url>https?://[^\s'\"<>]+)|(?P<token>[A-Za-z0-9_\-.~+/=]{16,})")
 _BEARER = re.compile(r"(?i)\b(bearer|basic|token)\s+\S+")
 _CAMEL_CASE_NAME = re.compile(r"(?:[A-Z][a-z]+){2,}")
 # Chat receivers turn these into mentions or links: a failing job's text must not page a whole channel.
 _MARKUP = str.maketrans({"<": "‹", ">": "›"})
 _MENTION = re.compile(r"@(?=(channel|here|all|everyone)\b)", re.IGNORECASE)
-
-
-def secret_values() -> list[str]:
-    """The deployment's secrets, read when an alert is written: longest first, so a key containing another is
-    masked whole."""
-    values = {
-        v
-        for name, v in os.environ.items()
-        if _SECRET_NAME.search(name.upper()) and len(v) >= _MIN_SECRET_CHARS
-    }
-    return sorted(values, key=len, reverse=True)
 
 
 def scrubbed(text: object, secrets: list[str], limit: int = MAX_FIELD_CHARS) -> str:

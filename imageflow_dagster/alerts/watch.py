@@ -22,6 +22,7 @@ from imageflow_dagster.flow.claim_runs import WILL_RETRY_TAG
 from imageflow_dagster.jobs import image_generation_job
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.run_tags import JOB_TAG, TENANT_TAG, WORKFLOW_NAME_TAG, WORKFLOW_TAG
+from imageflow_dagster.settings import secret_values
 
 EVENT_TYPES = (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED)
 EVENTS_PER_TICK = 200
@@ -50,7 +51,7 @@ def read_ended_runs(instance: dg.DagsterInstance, state: AlertState, now: float)
             limit=EVENTS_PER_TICK,
             ascending=True,
         ).records
-        runs = _runs(instance, {r.event_log_entry.run_id for r in records})
+        runs = _runs(instance, {record.event_log_entry.run_id for record in records})
         for record in records:
             run = runs.get(record.event_log_entry.run_id)
             if job_id := (job_of(run) if run else None):
@@ -80,7 +81,7 @@ def confirm_pending(
     instance: dg.DagsterInstance, db: DynamoDBResource, state: AlertState, ui_url: str | None, now: float
 ) -> list[dict]:
     """Moves pending runs whose job row is `failed` to the queue; returns their rows (for the quota check)."""
-    secrets = text.secret_values()
+    secrets = secret_values()
     still, failed_rows = [], []
     for entry in state.pending:
         row = db.get_item(db.jobs_table, {"job_id": entry["job"]})
@@ -137,7 +138,7 @@ def _succeeded_since(instance: dg.DagsterInstance, since: float) -> bool:
     runs_filter = dg.RunsFilter(
         statuses=[dg.DagsterRunStatus.SUCCESS], updated_after=datetime.fromtimestamp(since, timezone.utc)
     )
-    return any(job_of(r.dagster_run) for r in instance.get_run_records(runs_filter, limit=20))
+    return any(job_of(record.dagster_run) for record in instance.get_run_records(runs_filter, limit=20))
 
 
 def check_jobs_sensor(instance: dg.DagsterInstance, state: AlertState, now: float) -> None:
@@ -150,7 +151,7 @@ def check_jobs_sensor(instance: dg.DagsterInstance, state: AlertState, now: floa
     if failing and state.sensor_failing_since is None:
         state.sensor_failing_since = now
         error = ticks[0].error.message if ticks[0].error else "no error recorded"
-        first = text.error_line(error, text.secret_values(), set())
+        first = text.error_line(error, secret_values(), set())
         state.notify(
             f"imageflow: the jobs sensor ({JOBS_SENSOR}) is failing: its last {len(ticks)} ticks failed, no job is "
             f"claimed meanwhile. Latest error: {first}"

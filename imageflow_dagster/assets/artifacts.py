@@ -6,7 +6,7 @@ from imageflow_dagster.assets.common import job_asset
 from imageflow_dagster.assets.lineage import artifacts_listing
 from imageflow_dagster.flow.job_store import put_artifact
 from imageflow_dagster.flow.live_artifacts import LiveArtifacts
-from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
+from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, parallel_map
 from imageflow_dagster.flow.records import artifact_for
 from imageflow_dagster.models import Artifact
 from imageflow_dagster.models.pipeline import JobIdentity, StoredObject
@@ -28,7 +28,7 @@ def write_artifacts(
     """Every object's row; rows the images wrote as they landed (`live`) with this very content are not rewritten."""
     rows = [artifact_for(job, obj) for obj in objects]
     pending = [row for row in rows if not (live and live.already_written(row))]
-    each(lambda row: put_artifact(db, row), pending, workers=BOOKKEEPING_WORKERS)
+    parallel_map(lambda row: put_artifact(db, row), pending, workers=BOOKKEEPING_WORKERS)
     return rows
 
 
@@ -37,7 +37,7 @@ def artifacts_materialization(rows: list[Artifact], table: str) -> dg.Materializ
         asset_key=ARTIFACTS.key,
         metadata={
             "artifacts": len(rows),
-            "image_artifacts": sum(1 for r in rows if r.artifact_type == "image"),
+            "image_artifacts": sum(1 for row in rows if row.artifact_type == "image"),
             "rows": artifacts_listing(rows),
             "table": table,
         },

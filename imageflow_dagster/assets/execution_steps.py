@@ -95,9 +95,10 @@ def _first_failure(plan: JobPlan, generated: list[GeneratedImage]) -> tuple[str,
 
 
 def _recorded_check(plan: JobPlan, records: list[dict]) -> dg.AssetCheckResult:
-    recorded = {r["step_order"] for r in records if r["step_type"] not in ("form_submission", "final_output")}
+    workflow_steps = [record for record in records if record["step_type"] not in ("form_submission", "final_output")]
+    recorded = {record["step_order"] for record in workflow_steps}
     expected = {s.number for s in plan.steps}
-    has_form = any(r["step_type"] == "form_submission" for r in records)
+    has_form = any(record["step_type"] == "form_submission" for record in records)
     return dg.AssetCheckResult(
         asset_key=EXECUTION_STEPS.key,
         check_name=RECORDED_CHECK,
@@ -107,7 +108,7 @@ def _recorded_check(plan: JobPlan, records: list[dict]) -> dg.AssetCheckResult:
 
 
 def _metadata(plan: JobPlan, generated: list[GeneratedImage], outcome: JobOutcome) -> dict:
-    usages = [s.usage for s in plan.steps if s.usage] + [g.usage for g in generated if g.usage]
+    usages = plan.step_usages + [g.usage for g in generated if g.usage]
     return {
         "execution_steps": dg.MetadataValue.url(outcome.s3_url),
         "step_count": len(outcome.records),

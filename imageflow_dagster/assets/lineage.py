@@ -45,7 +45,7 @@ def lineage_table(
     records = [
         _lineage_record(step, request, by_key.get(request.key), artifact_ids)
         for step in _image_steps(plan)
-        for request in step.requests
+        for request in step.image_requests
     ]
     return dg.MetadataValue.table(records=records, schema=dg.TableSchema(columns=LINEAGE_COLUMNS))
 
@@ -57,7 +57,7 @@ def thumbnails_markdown(plan: JobPlan, generated: list[GeneratedImage]) -> dg.Ma
     blocks = [
         _thumbnail_block(step, by_key[request.key])
         for step in _image_steps(plan)
-        for request in step.requests
+        for request in step.image_requests
         if request.key in by_key and by_key[request.key].thumbnail_url
     ]
     return dg.MetadataValue.md("\n\n".join(blocks) or "_no images_")
@@ -93,7 +93,7 @@ def _lineage_record(
             "label": request.label,
             "prompt": request.prompt,
             # As in execution_steps.json: a plan without a recorded request named its image model directly.
-            "requested_model": step.requested_image_model or step.image_model or "",
+            "requested_model": step.image.requested_model or step.image.model or "",
             "model_used": (image.model if image else None) or request.model,
             "outcome": image.outcome if image else MISSING,
             "error": (image.error if image else None) or "",

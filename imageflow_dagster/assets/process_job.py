@@ -1,4 +1,5 @@
-"""`process_job`: the one op that turns a job into its six assets, phase by phase.
+"""`process_job`: the one op that turns a job into its six assets, phase by phase: every step run (text answers,
+image prompts planned, webhooks sent, handoff jobs started), then the images rendered, then the job recorded.
 
 One op, not one per asset: an asset page's Materialize (or a run's Re-execute) always re-plans, renders what is
 missing and records, under the job's claim, instead of running one stage on stale inputs; nothing is pickled
@@ -12,18 +13,26 @@ from imageflow_dagster.assets.artifacts import ARTIFACTS, artifacts_materializat
 from imageflow_dagster.assets.common import claim_id_of, failing_job_on_error, usage_metadata
 from imageflow_dagster.assets.execution_steps import EXECUTION_STEPS, RECORDED_CHECK_SPEC, execution_steps_events
 from imageflow_dagster.assets.execution_steps import JobOutcome, finish_job
-from imageflow_dagster.assets.images import GENERATED_IMAGES, IMAGES_POOL, images_materialization, images_phase
-from imageflow_dagster.assets.planning import PLANNED_PROMPTS, STEP_REPORTS, plan_phase, planning_materializations
-from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_job, planning_tools
-from imageflow_dagster.assets.storage import S3_OBJECTS, STORED_CHECK_SPEC, objects_materialization, store_objects
+from imageflow_dagster.assets.generated_images import GENERATED_IMAGES, IMAGES_POOL, images_materialization
+from imageflow_dagster.assets.generated_images import images_phase
+from imageflow_dagster.assets.planned_prompts import PLANNED_PROMPTS, planned_prompts_materialization
+from imageflow_dagster.assets.run_setup import JobRunConfig, claimed_job, step_tools
+from imageflow_dagster.assets.s3_objects import S3_OBJECTS, STORED_CHECK_SPEC, objects_materialization, store_objects
+from imageflow_dagster.assets.step_reports import STEP_REPORTS, step_reports_materialization
 from imageflow_dagster.flow.generation import GenerationTools
-from imageflow_dagster.flow.job_store import job_cost_usd
+from imageflow_dagster.flow.job_store import job_cost_usd, put_usage
 from imageflow_dagster.flow.live_artifacts import LiveArtifacts
 from imageflow_dagster.flow.notifications import notify_completed
+from imageflow_dagster.flow.records import PLANNER_SERVICE, TEXT_SERVICE, usage_record
+from imageflow_dagster.models.job_inputs import JobInputs
+from imageflow_dagster.models.pipeline import JobPlan
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
+from imageflow_dagster.resources.settings import SettingsResource
+from imageflow_dagster.steps.base import StepTools
+from imageflow_dagster.steps.runner import run_steps
 
 
 @dg.multi_asset(
@@ -40,19 +49,23 @@ def process_job(
     openai: OpenAIResource,
     s3: ImageflowS3Resource,
     dynamodb: DynamoDBResource,
+    settings: SettingsResource,
 ):
-    """Claims the job, plans its steps, renders its images, stores objects and artifact rows, then writes
+    """Claims the job, runs its steps, renders its images, stores objects and artifact rows, then writes
     execution_steps.json and the job's status. A failed step fails the job and then the run, after everything
     made is recorded."""
     run_id = context.run.run_id
     with failing_job_on_error(context, dynamodb), claimed_job(context, config, dynamodb, s3) as inputs:
-        planning = planning_tools(context, config, inputs, openai, s3, dynamodb)
-        plan = plan_phase(inputs, planning, dynamodb, run_id)
-        yield from planning_materializations(plan)
-        progress = planning.progress  # one writer of live_step for the whole run: it knows a step failed
+        tools = step_tools(context, config, inputs, openai, s3, dynamodb, settings)
+        plan = _steps_phase(inputs, tools, dynamodb, run_id)
+        if planned := planned_prompts_materialization(plan):
+            yield planned
+        if reports := step_reports_materialization(plan):
+            yield reports
+        progress = tools.progress  # one writer of live_step for the whole run: it knows a step failed
         live_rows = LiveArtifacts(dynamodb, plan.job, context.log)
-        tools = GenerationTools(openai=openai, s3=s3, progress=progress, log=context.log, artifacts=live_rows)
-        images = images_phase(plan, tools, dynamodb, run_id)
+        rendering = GenerationTools(openai=openai, s3=s3, progress=progress, log=context.log, artifacts=live_rows)
+        images = images_phase(plan, rendering, dynamodb, run_id)
         if rendered := images_materialization(plan, images):
             yield rendered
         progress.recording(plan.steps[-1].number)  # step outputs, final document, rows, then the status
@@ -68,9 +81,19 @@ def process_job(
     if outcome.handed_on:
         _report_handed_on(context, outcome)
     elif outcome.failure:
-        usages = [s.usage for s in plan.steps if s.usage] + [g.usage for g in images if g.usage]
+        usages = plan.step_usages + [g.usage for g in images if g.usage]
         metadata = {"error_type": outcome.failure[1], **usage_metadata(usages), "openai.job_cost_usd": round(cost, 6)}
         raise dg.Failure(description=outcome.failure[0], metadata=metadata)
+
+
+def _steps_phase(inputs: JobInputs, tools: StepTools, db: DynamoDBResource, run_id: str) -> JobPlan:
+    """Every step run by its kind, then a usage row for each step's own model calls (a replayed answer made none)."""
+    plan = run_steps(inputs, tools)
+    for step in plan.steps:
+        if step.ai and step.ai.usage and step.ai.usage.calls:
+            service = TEXT_SERVICE if step.kind == "text" else PLANNER_SERVICE
+            put_usage(db, usage_record(plan.job, run_id, step, service, step.ai.usage))
+    return plan
 
 
 def _report_handed_on(context: dg.AssetExecutionContext, outcome: JobOutcome) -> None:

@@ -9,18 +9,20 @@ from imageflow_dagster.assets.common import claim_id_of
 from imageflow_dagster.flow.claim_heartbeat import ClaimHeartbeat
 from imageflow_dagster.flow.errors import JobNotFound
 from imageflow_dagster.flow.job_store import start_run
-from imageflow_dagster.flow.loading import JobInputs, load_job_inputs
+from imageflow_dagster.flow.loading import load_job_inputs
 from imageflow_dagster.flow.ordering import with_dependents
-from imageflow_dagster.flow.planning import PlanningTools
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.flow.prompt_overrides import load_planner_override
 from imageflow_dagster.flow.response_cache import ResponseCache
 from imageflow_dagster.models import PromptOverride
+from imageflow_dagster.models.job_inputs import JobInputs
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
+from imageflow_dagster.resources.settings import SettingsResource
 from imageflow_dagster.run_tags import CLAIM_TAG, job_tags
-from imageflow_dagster.settings import Settings
+from imageflow_dagster.steps.base import StepTools
+from imageflow_dagster.steps.kinds import check_steps
 from imageflow_dagster.steps.webhook_http import WebhookPolicy
 
 
@@ -58,6 +60,7 @@ def claimed_inputs(
             description=f"Partition {context.partition_key!r} is not a job in table {db.jobs_table}: nothing was run. "
             "Partitions are added by the sensor; pick an existing job rather than adding a partition by hand."
         ) from None
+    check_steps(inputs)
     _fresh_steps(config, inputs)
     s3.check_bucket()
     _tag_run(context, inputs)
@@ -67,17 +70,16 @@ def claimed_inputs(
     return inputs
 
 
-def planning_tools(
+def step_tools(
     context: dg.AssetExecutionContext,
     config: JobRunConfig,
     inputs: JobInputs,
     openai: OpenAIResource,
     s3: ImageflowS3Resource,
     db: DynamoDBResource,
-) -> PlanningTools:
-    # Read per run, like the job's own records: webhook and handoff limits are deployment settings.
-    settings = Settings.from_env()
-    return PlanningTools(
+    settings: SettingsResource,
+) -> StepTools:
+    return StepTools(
         openai=openai,
         s3=s3,
         cache=ResponseCache(s3, f"{inputs.job.tenant_id}/jobs/{inputs.job.job_id}", enabled=config.replay_answers),

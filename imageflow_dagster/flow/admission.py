@@ -30,8 +30,8 @@ from imageflow_dagster.flow.claim_runs import ALIVE_STATUSES
 from imageflow_dagster.flow.job_queue import WaitingJobs
 from imageflow_dagster.flow.job_store import CLAIM_ID
 from imageflow_dagster.flow.seed_handoff import is_handed_over
+from imageflow_dagster.resources.settings import SettingsResource
 from imageflow_dagster.run_tags import TENANT_TAG, tag_value
-from imageflow_dagster.settings import Settings
 
 NOT_YET_STARTED = {dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED}
 
@@ -44,7 +44,7 @@ def tenant_of(job: dict) -> str:
 class Admission:
     """One tick's counts: runs in flight per tenant, runs not yet started, and what the tick requested so far."""
 
-    def __init__(self, instance: dg.DagsterInstance, settings: Settings):
+    def __init__(self, instance: dg.DagsterInstance, settings: SettingsResource):
         self.max_per_tenant = settings.max_jobs_per_tenant
         self.max_queued = settings.max_queued_runs
         self.max_requests = settings.sensor_max_runs_per_tick

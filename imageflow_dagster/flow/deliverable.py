@@ -38,7 +38,16 @@ class StepText:
 
 
 def deliverable_indices(steps: list[WorkflowStep]) -> list[int]:
-    """Steps marked `is_deliverable`, else the step(s) with the highest `step_order` (array position when absent)."""
+    """The steps whose output is what the customer receives: the steps marked `is_deliverable`, else every step
+    with the highest `step_order` (array position when absent), ties included.
+
+    The one rule for the final document, the report listed first on `job.artifacts`, and the
+    `deliverable_context`/`deliverable_steps` a webhook or handoff step sends. Why so: it is the seed's rule, the
+    same for all three, so a workflow delivers under imageflow what it delivered under the seed. An author who
+    cares marks the deliverable; unmarked, the last steps are taken to hold the finished work (by default a step
+    depends on every step before it, so the last has seen them all), and steps that share the last `step_order`
+    have equal claim to it.
+    """
     marked = [i for i, step in enumerate(steps) if step.is_deliverable]
     if marked:
         return marked

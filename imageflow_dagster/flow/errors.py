@@ -1,5 +1,7 @@
 """Errors that end a job, each carrying the message the job's `error_message` will show."""
 
+from pydantic import ValidationError
+
 
 class JobError(RuntimeError):
     """Ends the job as `failed`; `error_type` names the kind of failure for operators."""
@@ -29,6 +31,13 @@ class StepFailed(JobError):
         super().__init__(step_failure_message(number, name, reason), error_type)
         self.number = number
         self.step_name = name
+
+
+def first_problem(exc: ValidationError) -> str:
+    """A record's or a setting's first validation problem, where it is: `steps.0.step_order: Value error, ...`."""
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    return f"{location}: {error['msg']}" if location else error["msg"]
 
 
 def step_failure_message(number: int, name: str, reason: str) -> str:

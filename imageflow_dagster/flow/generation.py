@@ -10,18 +10,19 @@ from dataclasses import dataclass
 
 import openai
 
-from imageflow_dagster.flow.image_params import ImageConfigError
 from imageflow_dagster.flow.image_data import CONTENT_TYPES, InvalidImageData, decode_base64, read_image
 from imageflow_dagster.flow.live_artifacts import LiveArtifacts, image_object
-from imageflow_dagster.flow.parallel import each
+from imageflow_dagster.flow.parallel import parallel_map
 from imageflow_dagster.lifecycle import ModelRetired
 from imageflow_dagster.flow.progress import LiveProgress
 from imageflow_dagster.flow.thumbnails import CONTENT_TYPE as THUMBNAIL_TYPE
 from imageflow_dagster.flow.thumbnails import make_thumbnail, thumbnail_key
 from imageflow_dagster.models.pipeline import CallUsage, GeneratedImage, ImageRequest, JobPlan
+from imageflow_dagster.resources.image_params import ImageConfigError
 from imageflow_dagster.resources.openai_client import (
     MARK_BASE64,
     MARK_CONVERTED,
+    MODERATION_CODES,
     CallOutcome,
     OpenAIResource,
     api_error_text,
@@ -47,10 +48,13 @@ def generate_images(plan: JobPlan, tools: GenerationTools) -> list[GeneratedImag
     requests = plan.image_requests
     if not requests:
         return []
-    totals = {s.index: len(s.requests) for s in plan.steps}
+    totals = {s.index: len(s.image_requests) for s in plan.steps}
     names = {s.index: s.name for s in plan.steps}
-    render = lambda r: _generate_one(plan, r, totals[r.step_index], names[r.step_index], tools)  # noqa: E731
-    return each(render, requests, workers=tools.openai.image_concurrency, name="imageflow-image")
+
+    def render(request: ImageRequest) -> GeneratedImage:
+        return _generate_one(plan, request, totals[request.step_index], names[request.step_index], tools)
+
+    return parallel_map(render, requests, workers=tools.openai.image_concurrency, name="imageflow-image")
 
 
 def _generate_one(plan: JobPlan, request: ImageRequest, total: int, step_name: str, tools: GenerationTools) -> GeneratedImage:
@@ -151,7 +155,7 @@ def _render(request: ImageRequest, tools: GenerationTools, where: str, on_wait) 
     call = next((i for i in response.tool_images if i.status == "completed" and i.b64), None)
     if call is None:
         failed = next((i for i in response.tool_images if i.error_code), None)
-        if failed and failed.error_code in ("moderation_blocked", "content_policy_violation"):
+        if failed and failed.error_code in MODERATION_CODES:
             raise _Blocked(failed.error_message or failed.error_code)
         reason = failed.error_message if failed else (response.error or "the model returned no image_generation_call")
         raise InvalidImageData(reason)

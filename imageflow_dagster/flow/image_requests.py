@@ -6,10 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 from imageflow_dagster.flow.image_data import EXTENSIONS
-from imageflow_dagster.flow.image_params import fit_image_params
 from imageflow_dagster.ids import short_hash
 from imageflow_dagster.models.pipeline import ImageRequest, JobIdentity
 from imageflow_dagster.models.workflow import AUTO, ImageToolConfig
+from imageflow_dagster.resources.image_params import fit_image_params
 
 
 def images_api_params(tool: ImageToolConfig) -> dict[str, Any]:

@@ -14,17 +14,14 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from boto3.dynamodb.types import TypeSerializer
+from imageflow_dagster.resources.dynamodb import DynamoDBResource, resume_after
 
-from imageflow_dagster.resources.dynamodb import DynamoDBResource, deserialize_item
-
-_serializer = TypeSerializer()
 PAGE_SIZE = 100
 
 
 @dataclass
 class QueueCursor:
-    after: dict[str, dict | None] = field(default_factory=dict)  # status -> raw ExclusiveStartKey
+    after: dict[str, dict | None] = field(default_factory=dict)  # status -> page key (DynamoDB's form, opaque)
     held: dict[str, list[str]] = field(default_factory=dict)  # status -> tenants held behind `after` this pass
 
     @classmethod
@@ -111,33 +108,13 @@ def _start_after(item: dict[str, Any], index: str | None) -> dict:
     key = {"job_id": item["job_id"]}
     if index:
         key.update(status=item["status"], created_at=item.get("created_at", ""))
-    return {name: _serializer.serialize(value) for name, value in key.items()}
+    return resume_after(key)
 
 
 def _page(
     db: DynamoDBResource, status: str, index: str | None, start: dict | None, limit: int
 ) -> tuple[list[dict[str, Any]], dict | None]:
+    names, values = {"#status": "status"}, {":status": status}
     if index:
-        kwargs: dict[str, Any] = {
-            "TableName": db.jobs_table,
-            "IndexName": index,
-            "KeyConditionExpression": "#status = :status",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":status": {"S": status}},
-            "ScanIndexForward": True,
-            "Limit": limit,
-        }
-        operation = db.get_client().query
-    else:
-        kwargs = {
-            "TableName": db.jobs_table,
-            "FilterExpression": "#status = :status",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":status": {"S": status}},
-            "Limit": limit,
-        }
-        operation = db.get_client().scan
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    response = operation(**kwargs)
-    return [deserialize_item(i) for i in response.get("Items", [])], response.get("LastEvaluatedKey")
+        return db.query_index(db.jobs_table, index, "#status = :status", names, values, limit=limit, start_key=start)
+    return db.scan_page(db.jobs_table, "#status = :status", names, values, limit=limit, start_key=start)

@@ -1,4 +1,4 @@
-"""`execution_steps.json` while the job runs: rewritten by the run after each planning-phase step finishes, so the
+"""`execution_steps.json` while the job runs: rewritten by the run each time a step finishes, so the
 seed's job page (which re-reads the file every few seconds) shows finished steps before the images are done.
 
 The run stays the file's only writer; its final put (assets/execution_steps.py) replaces what this wrote. An image

@@ -1,29 +1,22 @@
-"""Load the records of one job and reject what cannot run, with a message a person can act on."""
+"""Load the records of one job and reject what cannot run, with a message a person can act on.
 
-from dataclasses import dataclass
+The rules every step shares are checked here; the rules of each step kind are the kind's own, checked by
+steps/kinds.py's check_steps, which whoever loads a job to run it calls next (the sensor and the run's setup).
+"""
 
 from pydantic import ValidationError
 
-from imageflow_dagster.flow.errors import BadRecordError, JobNotFound
+from imageflow_dagster.flow.errors import BadRecordError, JobNotFound, first_problem
 from imageflow_dagster.flow.ordering import resolve_dependencies
 from imageflow_dagster.ids import InvalidIdError, validate_id
 from imageflow_dagster.models import Form, Job, Submission, Workflow
+from imageflow_dagster.models.job_inputs import JobInputs
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.steps.kinds import kind_of
 
 MAX_STEPS = 50
 MAX_STEP_NAME = 200
 MAX_INSTRUCTIONS = 100_000
 MAX_SUBMISSION_CHARS = 200_000
-
-
-@dataclass(frozen=True)
-class JobInputs:
-    job: Job
-    workflow: Workflow
-    submission: Submission
-    form: Form | None
-    dependencies: dict[int, list[int]]
 
 
 def load_job_inputs(db: DynamoDBResource, job_id: str) -> JobInputs:
@@ -82,7 +75,6 @@ def _check_step(workflow_id: str, index: int, step) -> None:
         raise BadRecordError(f"{where} has a name longer than {MAX_STEP_NAME} characters")
     if len(step.instructions) > MAX_INSTRUCTIONS:
         raise BadRecordError(f"{where} ({step.step_name}) has instructions longer than {MAX_INSTRUCTIONS} characters")
-    kind_of(step, where).check(step, where)
 
 
 def _load_form(db: DynamoDBResource, form_id: str) -> Form | None:
@@ -96,13 +88,7 @@ def _parse(model, raw: dict, what: str):
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise BadRecordError(f"{what} is malformed: {_first(exc)}") from exc
-
-
-def _first(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    location = ".".join(str(part) for part in error["loc"])
-    return f"{location}: {error['msg']}" if location else error["msg"]
+        raise BadRecordError(f"{what} is malformed: {first_problem(exc)}") from exc
 
 
 def _valid_id(kind: str, value: object) -> None:

@@ -12,7 +12,9 @@ Result = TypeVar("Result")
 BOOKKEEPING_WORKERS = 8
 
 
-def each(call: Callable[[Item], Result], items: Iterable[Item], workers: int, name: str = "imageflow") -> list[Result]:
+def parallel_map(
+    call: Callable[[Item], Result], items: Iterable[Item], workers: int, name: str = "imageflow"
+) -> list[Result]:
     """`call` on every item, at most `workers` at a time; results in the items' order; the first error raises."""
     items = list(items)
     if len(items) <= 1 or workers <= 1:

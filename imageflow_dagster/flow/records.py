@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from imageflow_dagster.flow import context as ctx
+from imageflow_dagster.flow.context import image_step_output
 from imageflow_dagster.flow.errors import step_failure_message
 from imageflow_dagster.flow.prompt_overrides import SETTING
 from imageflow_dagster.ids import stable_id, utc_now_iso
@@ -55,12 +55,12 @@ def step_outcome(step: StepPlan, images: list[GeneratedImage]) -> StepOutcome:
 
 def used_image_model(step: StepPlan, images: list[GeneratedImage]) -> str | None:
     """The model that rendered the step's images: the planned one, or its successor after a 404."""
-    return next((g.model for g in images if g.model), step.image_model)
+    return next((g.model for g in images if g.model), step.image.model if step.image else None)
 
 
 def unique_replacements(replacements: list[dict[str, str]]) -> list[dict[str, str]]:
     """Each model swap once, in the order first made (every image of a step reports the same one)."""
-    return list({tuple(r.items()): r for r in replacements}.values())
+    return list({tuple(swap.items()): swap for swap in replacements}.values())
 
 
 def image_step_json(step: StepPlan, images: list[GeneratedImage]) -> str:
@@ -69,7 +69,7 @@ def image_step_json(step: StepPlan, images: list[GeneratedImage]) -> str:
         {"label": g.request.label, "prompt": g.request.prompt, "reason": g.error} for g in images if g.outcome == "blocked"
     ]
     model = used_image_model(step, images) or ""
-    return ctx.image_step_output(model, step.image_config or {}, stored, blocked_images=blocked)
+    return image_step_output(model, step.image.config or {}, stored, blocked_images=blocked)
 
 
 def step_output_document(step: StepPlan, images: list[GeneratedImage]) -> tuple[str, bytes, str] | None:
@@ -93,7 +93,7 @@ def output_artifact_id(job: JobIdentity, step: StepPlan) -> str | None:
         document = step_output_document(step, [])
         name = document[0] if document else None
     else:
-        name = _output_name(step, ".json") if step.kind == "image" and step.requests else None
+        name = _output_name(step, ".json") if step.kind == "image" and step.image_requests else None
     return stable_id("art", job.job_id, f"{job.prefix}/{name}") if name else None
 
 
@@ -163,17 +163,18 @@ def execution_steps(
             continue
         artifact_id = artifact_ids.get(output_keys.get(step.index, ""))
         records.append(_ai_step(step, images, step_outcome(step, images), artifact_id))
-    return [r.model_dump(mode="json") for r in records]
+    return [record.model_dump(mode="json") for record in records]
 
 
 def _ai_step(step: StepPlan, images: list[GeneratedImage], outcome: StepOutcome, artifact_id: str | None) -> ExecutionStep:
     stored = [g for g in images if g.stored]
+    ai = step.ai  # every step recorded here ran as AI generation
     record = ExecutionStep(
         step_name=step.name,
         step_order=step.number,
         step_type="ai_generation",
         success=outcome.success,
-        model=step.model,
+        model=ai.model,
         input=_step_input(step, images),
         output=_step_output(step, images, outcome),
         image_urls=[g.request.url for g in stored],
@@ -185,25 +186,28 @@ def _ai_step(step: StepPlan, images: list[GeneratedImage], outcome: StepOutcome,
     if not outcome.success:
         record.error = outcome.error
         record.error_type = outcome.error_type
-    record.requested_model = step.requested_model or step.model
+    record.requested_model = ai.requested_model or ai.model
     if step.kind == "image":
         record.image_model = used_image_model(step, images)
-        record.requested_image_model = step.requested_image_model or step.image_model
+        record.requested_image_model = step.image.requested_model or step.image.model
         record.images = [_image_entry(g) for g in images]
-    replacements = unique_replacements(step.replacements + [r for g in images for r in g.replacements])
+    replacements = unique_replacements(ai.replacements + [swap for g in images for swap in g.replacements])
     if replacements:
         record.model_replacements = replacements
     return record
 
 
 def _step_input(step: StepPlan, images: list[GeneratedImage]) -> dict[str, Any]:
-    details: dict[str, Any] = {"model": step.model, "instructions": step.instructions, "context": step.context}
+    ai = step.ai
+    details: dict[str, Any] = {"model": ai.model, "instructions": ai.instructions, "context": ai.context}
     if step.kind == "image":
-        details.update(image_model=used_image_model(step, images), image_path=step.image_path, image_config=step.image_config)
-        details["planner_fallback"] = step.planner_fallback
-        if step.prompt_override:
-            details["prompt_override"] = {"setting": SETTING, "overridden": step.prompt_override}
-            details["planner_request"] = step.planner_request
+        image = step.image
+        details.update(image_model=used_image_model(step, images), image_path=image.path)
+        details["image_config"] = image.config
+        details["planner_fallback"] = image.planner_fallback
+        if image.prompt_override:
+            details["prompt_override"] = {"setting": SETTING, "overridden": image.prompt_override}
+            details["planner_request"] = image.planner_request
     details["depends_on"] = [d + 1 for d in step.depends_on]
     return details
 
@@ -230,18 +234,19 @@ def _image_entry(g: GeneratedImage) -> dict[str, Any]:
 
 
 def _usage_info(step: StepPlan, images: list[GeneratedImage]) -> dict[str, Any]:
-    text = step.usage or CallUsage(model=step.model)
+    ai = step.ai
+    text = ai.usage or CallUsage(model=ai.model)
     info: dict[str, Any] = {
-        "model": step.model,
+        "model": ai.model,
         "input_tokens": text.input_tokens,
         "output_tokens": text.output_tokens,
         "total_tokens": text.input_tokens + text.output_tokens,
         "cost_usd": text.cost_usd,
         "service_type": TEXT_SERVICE if step.kind == "text" else PLANNER_SERVICE,
-        "replayed": step.replayed,
+        "replayed": ai.replayed,
     }
     if step.kind == "image":
-        paid = image_usage(step, images) or CallUsage(model=step.image_model or "")
+        paid = image_usage(step, images) or CallUsage(model=step.image.model or "")
         info.update(
             image_model=used_image_model(step, images),
             images_generated=sum(1 for g in images if g.outcome == "generated"),

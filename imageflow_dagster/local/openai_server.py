@@ -33,7 +33,7 @@ from imageflow_dagster.local import openai_state
 from imageflow_dagster.local.openai_errors import ApiError
 from imageflow_dagster.local.openai_limits import AccountLimits
 from imageflow_dagster.local.openai_media import OUTPUT_TOKENS
-from imageflow_dagster.local.openai_ratelimit import ALGORITHMS
+from imageflow_dagster.local.openai_options import DESCRIPTION, add_server_options
 from imageflow_dagster.local.openai_routes import FAULTS, images, log_entry, responses
 from imageflow_dagster.local.openai_state import FaultRule, ServerState
 from imageflow_dagster.local.openai_validation import IMAGE_MODEL_PREFIXES, PIL_FORMATS
@@ -124,7 +124,7 @@ class LocalOpenAIServer:
 
     def requests(self, endpoint: str | None = None) -> list[dict]:
         with self._state.lock:
-            return [dict(r) for r in self._state.log if endpoint in (None, r["endpoint"])]
+            return [dict(call) for call in self._state.log if endpoint in (None, call["endpoint"])]
 
     def stats(self) -> dict:
         return openai_state.stats(self._state)
@@ -144,7 +144,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_local/requests":
             endpoint = parse_qs(url.query).get("endpoint", [None])[0]
             with self.state.lock:
-                return self._send(200, [r for r in self.state.log if endpoint in (None, r["endpoint"])])
+                calls = [call for call in self.state.log if endpoint in (None, call["endpoint"])]
+                return self._send(200, calls)
         self._send(404, {"error": {"message": f"no route {url.path}", "type": "invalid_request_error"}})
 
     def do_DELETE(self) -> None:
@@ -217,32 +218,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 # ---------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imageflow local-openai", description="Run the local OpenAI-compatible server.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--image-latency", type=float, default=0.0, help="seconds added to every image call")
-    parser.add_argument("--response-latency", type=float, default=0.0, help="seconds added to every Responses call")
-    parser.add_argument("--image-payload", choices=("small", "noise"), default="small")
-    parser.add_argument(
-        "--images-per-minute", type=float, default=0.0, help="images-per-minute limit shared by all models (0 = none)"
-    )
-    parser.add_argument(
-        "--rate-limit-algorithm", choices=sorted(ALGORITHMS), default="token_bucket",
-        help="how the images-per-minute limit refills: continuously, or over a rolling minute",
-    )
-    parser.add_argument(
-        "--refused-calls-count", action="store_true", help="a call answered 429 counts against the limit too"
-    )
-    parser.add_argument(
-        "--rate-limit-per-model", action="store_true", help="each model its own images-per-minute limit"
-    )
-    parser.add_argument(
-        "--shut-down-models", default="", metavar="A,B", help="comma-separated models answered with 404 model_not_found"
-    )
-    parser.add_argument("--quota-exhausted", action="store_true", help="answer every call with 429 insufficient_quota")
-    args = parser.parse_args(argv)
-    if args.images_per_minute < 0:
-        parser.error("--images-per-minute must be >= 0")
+    parser = argparse.ArgumentParser(prog="imageflow local-openai", description=DESCRIPTION)
+    add_server_options(parser)
+    return serve(parser.parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run the server with openai_options' options until SIGINT or SIGTERM; prints its base URL first."""
     server = LocalOpenAIServer(
         args.host,
         args.port,

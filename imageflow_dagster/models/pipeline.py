@@ -4,7 +4,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-StepKind = Literal["text", "image", "webhook", "handoff"]
+# What a step's plan holds; steps/base.py's `StepKind` is a kind's module. AI generation plans text or image.
+StepPlanKind = Literal["text", "image", "webhook", "handoff"]
 ImagePath = Literal["images_api", "responses_tool"]
 StepStatus = Literal["ok", "failed", "skipped"]
 ImageOutcome = Literal["generated", "reused", "blocked", "failed"]
@@ -62,42 +63,64 @@ class ImageRequest(BaseModel):
     responses_instructions: str | None = None
 
 
+class AIGeneration(BaseModel):
+    """The part of an AI generation step (text or image): what its Responses model was asked and what the
+    answer cost. An image step's model is its planner (Images API path) or the mainline model that calls the
+    image tool."""
+
+    model: str  # the model that answered: the requested one, or its successor once that is past its shutdown
+    requested_model: str | None = None  # what the workflow named, before lifecycle replacements
+    instructions: str = ""
+    context: str = ""
+    usage: CallUsage | None = None
+    replayed: bool = False  # answer came from the response cache (no API call)
+    replacements: list[dict[str, str]] = Field(default_factory=list)  # {requested, used, reason}
+    rate_limited: int = 0  # 429 rate_limit_exceeded answers to this step's planner/text call
+    rate_limit_wait_s: float = 0.0
+
+
+class ImagePlan(BaseModel):
+    """An image step's part: its image model, its planned images (rendered after every step has run) and what
+    the planner did. Model and config stay None when the step failed before they were known."""
+
+    requested_model: str | None = None  # what the image_generation tool named, before lifecycle replacements
+    model: str | None = None
+    config: dict[str, Any] | None = None  # the tool's settings as the seed records them
+    path: ImagePath | None = None
+    requests: list[ImageRequest] = Field(default_factory=list)
+    planner_fallback: bool = False  # the planner gave no usable prompt: one prompt from the instructions
+    # The tenant's planner override (flow/prompt_overrides.py): the fields it replaced, what the planner got.
+    prompt_override: list[str] = Field(default_factory=list)
+    planner_request: dict[str, Any] | None = None
+
+
 class StepPlan(BaseModel):
-    """What the planning phase produced for one workflow step."""
+    """What running one workflow step produced (an image step's images are planned here, rendered afterwards).
+
+    What only some kinds have sits in an object of its own: `ai` for text and image steps, `image` for image
+    steps, `entry` for the kinds that record their execution step as they run (webhook, handoff)."""
 
     index: int  # position in the workflow's steps array
     number: int  # index + 1: the seed's "Step {n}" and `step_order` in execution steps
     name: str
-    kind: StepKind
-    model: str
+    kind: StepPlanKind
     status: StepStatus = "ok"
     error: str | None = None
     error_type: str | None = None
-    instructions: str = ""
-    context: str = ""
     depends_on: list[int] = Field(default_factory=list)  # step indices
-    output_text: str | None = None  # text steps: the model's answer; webhook steps: the seed's summary line
-    image_model: str | None = None
-    image_path: ImagePath | None = None
-    image_config: dict[str, Any] | None = None
-    requests: list[ImageRequest] = Field(default_factory=list)
-    planner_fallback: bool = False
-    planner_raw: str | None = None
-    # The tenant's planner override (flow/prompt_overrides.py): the fields it replaced and what the planner got.
-    prompt_override: list[str] = Field(default_factory=list)
-    planner_request: dict[str, Any] | None = None
-    usage: CallUsage | None = None
-    replayed: bool = False  # answer came from the response cache (no API call)
-    requested_model: str | None = None  # what the workflow named, before lifecycle replacements
-    requested_image_model: str | None = None
-    replacements: list[dict[str, str]] = Field(default_factory=list)  # {requested, used, reason}
-    rate_limited: int = 0  # 429 rate_limit_exceeded answers to this step's planner/text call
-    rate_limit_wait_s: float = 0.0
+    output_text: str | None = None  # text steps: the model's answer; webhook and handoff steps: a summary
     started_at: str = ""
     duration_ms: int = 0
-    # The execution-step entry of a kind that records itself when it runs (webhook); AI steps are recorded
-    # once their images exist.
+    ai: AIGeneration | None = None
+    image: ImagePlan | None = None
+    # The execution-step entry of a kind that records itself when it runs; AI steps are recorded once their
+    # images exist.
     entry: dict[str, Any] | None = None
+
+    @property
+    def image_requests(self) -> list[ImageRequest]:
+        """The step's planned images; none for a step of another kind."""
+        return self.image.requests if self.image else []
 
 
 class JobPlan(BaseModel):
@@ -112,7 +135,14 @@ class JobPlan(BaseModel):
 
     @property
     def image_requests(self) -> list[ImageRequest]:
-        return [r for s in self.steps if s.kind == "image" and s.status == "ok" for r in s.requests]
+        """The images to render: those of the image steps that planned without error."""
+        planned = [s for s in self.steps if s.kind == "image" and s.status == "ok"]
+        return [request for s in planned for request in s.image_requests]
+
+    @property
+    def step_usages(self) -> list[CallUsage]:
+        """What the steps' own Responses calls used: text answers and image planners (images count apart)."""
+        return [s.ai.usage for s in self.steps if s.ai and s.ai.usage]
 
 
 class GeneratedImage(BaseModel):

@@ -84,7 +84,6 @@ class WorkflowStep(BaseModel):
     step_order: int | None = None
     depends_on: list[int] | None = None
     tools: list[str | dict[str, Any]] | None = None
-    tool_choice: str | None = None
     reasoning_effort: str | None = None
     max_output_tokens: int | None = None
     is_deliverable: bool | None = None

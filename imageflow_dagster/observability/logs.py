@@ -60,7 +60,7 @@ class JsonLineHandler(logging.Handler):
 
 def run_log_handler() -> logging.Handler:
     """dagster.yaml's handler factory: JSON lines in json mode, nothing in text mode."""
-    if Settings.from_env().log_format != "json":
+    if Settings.read("log_format") != "json":
         return logging.NullHandler()
     return JsonLineHandler()
 
@@ -68,7 +68,7 @@ def run_log_handler() -> logging.Handler:
 def configure_process_logging(settings: Settings | None = None) -> bool:
     """In json mode, the root logger writes JSON lines (INFO and up) and nothing else; text mode changes nothing.
     Returns whether it switched."""
-    if (settings or Settings.from_env()).log_format != "json":
+    if (settings.log_format if settings else Settings.read("log_format")) != "json":
         return False
     root = logging.getLogger()
     for handler in list(root.handlers):

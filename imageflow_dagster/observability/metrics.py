@@ -29,7 +29,9 @@ _log = logging.getLogger(__name__)
 
 
 def enabled() -> bool:
-    return Settings.from_env().metrics == "emf"
+    """Read at every line, like the log format: metrics come from every process (runs, sensor ticks, the CLI),
+    not only from the code location's definitions, and each process's environment decides."""
+    return Settings.read("metrics") == "emf"
 
 
 def emit(name_to_value: dict[str, float], dimensions: dict[str, str] | None = None, **properties: Any) -> None:

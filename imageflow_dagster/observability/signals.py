@@ -9,13 +9,23 @@ no line) unless IMAGEFLOW_METRICS=emf.
   (the asset code's write or the sensor's own), per ErrorType as the row gives it.
 """
 
+from typing import Any, Protocol
+
 import dagster as dg
 
 from imageflow_dagster.observability import metrics
-from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
 NOT_YET_STARTED = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED]
 PARTITION_TAG = "dagster/partition"
+
+
+class JobRowReader(Protocol):
+    """What run_of_job_failed reads the job's row with: the DynamoDBResource. Named by its shape, because
+    observability sits below resources (which call into it) and imports none of them."""
+
+    jobs_table: str
+
+    def get_item(self, table: str, key: dict[str, Any], consistent: bool = True) -> dict[str, Any] | None: ...
 
 
 def sensor_tick(instance: dg.DagsterInstance, admission, run_requests: list[dg.RunRequest]) -> None:
@@ -41,7 +51,7 @@ def job_failed(job_id: str, error_type: str | None, run_id: str | None = None, t
     )
 
 
-def run_of_job_failed(db: DynamoDBResource, run: dg.DagsterRun) -> None:
+def run_of_job_failed(db: JobRowReader, run: dg.DagsterRun) -> None:
     """A failed or canceled run that will not be retried: its job counts when its row ended `failed`."""
     job_id = run.tags.get(PARTITION_TAG)
     if not job_id or not metrics.enabled():

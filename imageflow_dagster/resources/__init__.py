@@ -1,4 +1,7 @@
-"""Dagster resources: OpenAI, S3 and DynamoDB, configured from the deployment's environment only."""
+"""Dagster resources: OpenAI, S3, DynamoDB and the settings sensors, assets and ops read, all built from one
+`Settings` (settings.py) where the definitions are built."""
+
+import re
 
 import dagster as dg
 from dagster_aws.s3 import S3PickleIOManager, S3Resource
@@ -7,6 +10,7 @@ from imageflow_dagster.resources.dynamodb import DynamoDBResource
 from imageflow_dagster.resources.openai_client import OpenAIResource
 from imageflow_dagster.resources.rate_budget import OpenAIRateBudget
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
+from imageflow_dagster.resources.settings import SettingsResource
 from imageflow_dagster.settings import Settings
 
 # Asset values pickled by Dagster (not imageflow's images or records) go under this private prefix: no image
@@ -16,16 +20,17 @@ IO_MANAGER_PREFIX = ".imageflow/dagster-io"
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """`endpoint_url` stays unset so botocore reads AWS_ENDPOINT_URL itself: moto locally, AWS in production."""
+    tables = settings.tables
     dynamodb = DynamoDBResource(
         region_name=settings.region,
-        jobs_table=settings.tables.jobs,
-        workflows_table=settings.tables.workflows,
-        forms_table=settings.tables.forms,
-        submissions_table=settings.tables.submissions,
-        artifacts_table=settings.tables.artifacts,
-        usage_records_table=settings.tables.usage_records,
-        user_settings_table=settings.tables.user_settings,
-        notifications_table=settings.tables.notifications,
+        jobs_table=tables.jobs,
+        workflows_table=tables.workflows,
+        forms_table=tables.forms,
+        submissions_table=tables.submissions,
+        artifacts_table=tables.artifacts,
+        usage_records_table=tables.usage_records,
+        user_settings_table=tables.user_settings,
+        notifications_table=tables.notifications,
         claim_lease_s=settings.claim_lease_s,
     )
     budget = OpenAIRateBudget(
@@ -46,11 +51,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             default_image_model=settings.default_image_model,
             image_concurrency=settings.image_concurrency,
             max_images_per_step=settings.max_images_per_step,
+            model_replacements=settings.model_replacements,
         ),
         "s3": ImageflowS3Resource(
-            bucket=settings.bucket, cloudfront_domain=settings.cloudfront_domain, region_name=settings.region
+            bucket=settings.bucket,
+            cloudfront_domain=settings.cloudfront_domain,
+            region_name=settings.region,
+            public_endpoint_url=settings.aws_endpoint_url_s3 or settings.aws_endpoint_url,
         ),
         "dynamodb": dynamodb,
+        "settings": SettingsResource.of(settings),
     }
     if settings.io_manager == "s3":
         resources["io_manager"] = s3_io_manager(settings)
@@ -78,8 +88,27 @@ _LOCKED = "{0.__name__}, set by the deployment's environment; no run config."
 
 
 def _locked(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:
-    description = _LOCKED.format(type(resource))
+    """The description lists the resource's values: with no config schema, it is what the UI's resource page
+    shows of what a run uses. No secret is a field; credentials in a URL are left out."""
+    description = "\n".join([_LOCKED.format(type(resource)), "", *_value_lines(resource)])
     return dg.ResourceDefinition(resource_fn=lambda _: resource, config_schema={}, description=description)
+
+
+def _value_lines(resource: dg.ConfigurableResource, prefix: str = "") -> list[str]:
+    """One markdown line per field; a nested resource's own fields (the OpenAI resource's budget) one level down,
+    since the resources listed beside it (DynamoDB) are listed there."""
+    lines = []
+    for name in type(resource).model_fields:
+        value = getattr(resource, name)
+        if not isinstance(value, dg.ConfigurableResource):
+            lines.append(f"- `{prefix}{name}`: `{_shown(value)}`")
+        elif not prefix:
+            lines += _value_lines(value, f"{name}.")
+    return lines
+
+
+def _shown(value) -> str:
+    return repr(re.sub(r"//[^/@\s]*@", "//", value) if isinstance(value, str) else value)
 
 
 def s3_io_manager(settings: Settings) -> S3PickleIOManager:

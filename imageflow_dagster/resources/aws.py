@@ -1,12 +1,12 @@
 """One way to build boto3 clients, shared by the S3 and DynamoDB resources and the CLI."""
 
-import os
 from functools import lru_cache
 
 import boto3
 from botocore.config import Config
 
 from imageflow_dagster import aws_session
+from imageflow_dagster.settings import aws_environment
 
 # Image generation runs up to `image_concurrency` threads per job, each doing S3 and DynamoDB calls.
 DEFAULT_POOL_SIZE = 32
@@ -20,7 +20,7 @@ def shared_client(service: str, **config):
     """One client per configuration and process: building one costs ~70 ms, and every run in a long-lived
     process (tests, benchmarks, a warm worker) would otherwise pay it again. Clients are thread-safe. The
     AWS environment is part of the key because botocore reads endpoint and credentials from it."""
-    return _cached_client(service, tuple(os.getenv(name) for name in _ENVIRONMENT), tuple(sorted(config.items())))
+    return _cached_client(service, aws_environment(_ENVIRONMENT), tuple(sorted(config.items())))
 
 
 @lru_cache(maxsize=32)
@@ -67,4 +67,4 @@ def make_client(
 
 
 def _has_custom_endpoint(endpoint_url: str | None) -> bool:
-    return bool(endpoint_url or os.getenv("AWS_ENDPOINT_URL") or os.getenv("AWS_ENDPOINT_URL_S3"))
+    return bool(endpoint_url or any(aws_environment(("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"))))

@@ -1,9 +1,10 @@
 """DynamoDB resource on dagster-aws's boto3 configuration base, with plain-Python items in and out."""
 
+import json
 import re
 import threading
+import time
 from collections.abc import Iterator
-from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -11,36 +12,16 @@ from botocore.exceptions import ClientError
 from dagster_aws.utils import ResourceWithBoto3Configuration
 from pydantic import PrivateAttr
 
+from imageflow_dagster.models.numbers import from_dynamo, to_dynamo
 from imageflow_dagster.resources.aws import DEFAULT_POOL_SIZE, shared_client
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+BATCH_GET_LIMIT = 100  # keys per BatchGetItem, DynamoDB's limit
 
 
 class TableError(RuntimeError):
     """A DynamoDB call failed in a way retries did not fix (missing table, access denied, ...)."""
-
-
-def to_dynamo(value: Any) -> Any:
-    """Floats become Decimal (DynamoDB's only number type); everything else passes through."""
-    if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, dict):
-        return {k: to_dynamo(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_dynamo(v) for v in value]
-    return value
-
-
-def from_dynamo(value: Any) -> Any:
-    """Decimal becomes int or float at the boundary, so nothing downstream meets a Decimal."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: from_dynamo(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [from_dynamo(v) for v in value]
-    return value
 
 
 def serialize_item(item: dict[str, Any]) -> dict[str, Any]:
@@ -51,24 +32,36 @@ def deserialize_item(raw: dict[str, Any]) -> dict[str, Any]:
     return from_dynamo({k: _deserializer.deserialize(v) for k, v in raw.items()})
 
 
+def resume_after(key: dict[str, Any]) -> dict[str, Any]:
+    """The page key that resumes a query or scan after the item with this key (its table key, plus the index's
+    key for a query on an index). Page keys stay in DynamoDB's form: callers keep them as opaque, JSON-safe
+    tokens, as they keep the `LastEvaluatedKey` a page returns."""
+    return serialize_item(key)
+
+
+def _values(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(to_dynamo(v)) for k, v in values.items()}
+
+
 def is_conditional_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class DynamoDBResource(ResourceWithBoto3Configuration):
-    """Table names default to the seed's; set them from the seed's environment variables."""
+    """Table names and the claim lease come from settings.py (the seed's variables), which holds their defaults;
+    resources/__init__.py builds the resource."""
 
-    jobs_table: str = "leadmagnet-jobs"
-    workflows_table: str = "leadmagnet-workflows"
-    forms_table: str = "leadmagnet-forms"
-    submissions_table: str = "leadmagnet-submissions"
-    artifacts_table: str = "leadmagnet-artifacts"
-    usage_records_table: str = "leadmagnet-usage-records"
+    jobs_table: str
+    workflows_table: str
+    forms_table: str
+    submissions_table: str
+    artifacts_table: str
+    usage_records_table: str
     # Optional seed tables, left out of `table_names()`: the tenant's prompt overrides and the UI's bell.
-    user_settings_table: str = "leadmagnet-user-settings"
-    notifications_table: str = "leadmagnet-notifications"
+    user_settings_table: str
+    notifications_table: str
     max_pool_connections: int = DEFAULT_POOL_SIZE
-    claim_lease_s: int = 3600
+    claim_lease_s: int
     """How long a claimed job stays reserved for its run before another claimer may take it over."""
 
     _client = PrivateAttr(default=None)
@@ -117,38 +110,26 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
         *,
         set_values: dict[str, Any] | None = None,
         set_if_absent: dict[str, Any] | None = None,
+        increment: dict[str, Any] | None = None,
         remove: list[str] | None = None,
         condition: str | None = None,
         condition_values: dict[str, Any] | None = None,
         return_new: bool = False,
     ) -> dict[str, Any] | None:
-        """SET/REMOVE attributes by name; returns the new item when asked, None when the condition failed."""
-        names: dict[str, str] = {}
-        values: dict[str, Any] = {}
-        clauses: list[str] = []
-        for i, (attr, value) in enumerate((set_values or {}).items()):
-            names[f"#s{i}"], values[f":s{i}"] = attr, value
-            clauses.append(f"#s{i} = :s{i}")
-        for i, (attr, value) in enumerate((set_if_absent or {}).items()):
-            names[f"#a{i}"], values[f":a{i}"] = attr, value
-            clauses.append(f"#a{i} = if_not_exists(#a{i}, :a{i})")
-        expression = ("SET " + ", ".join(clauses)) if clauses else ""
-        if remove:
-            for i, attr in enumerate(remove):
-                names[f"#r{i}"] = attr
-            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
-        for placeholder, attr in _condition_names(condition).items():
-            names[placeholder] = attr
+        """SET/REMOVE attributes by name (`increment` adds to a number the item must already hold); returns the new
+        item when asked, None when the condition failed. The condition names attributes as `#name`."""
+        expression, names, values = _update_expression(set_values, set_if_absent, increment, remove)
+        names.update(_condition_names(condition))
         values.update(condition_values or {})
         kwargs: dict[str, Any] = {
             "TableName": table,
             "Key": serialize_item(key),
-            "UpdateExpression": expression.strip(),
+            "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ReturnValues": "ALL_NEW" if return_new else "NONE",
         }
         if values:
-            kwargs["ExpressionAttributeValues"] = {k: _serializer.serialize(to_dynamo(v)) for k, v in values.items()}
+            kwargs["ExpressionAttributeValues"] = _values(values)
         if condition:
             kwargs["ConditionExpression"] = condition
         try:
@@ -171,12 +152,13 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
         start_key: dict[str, Any] | None = None,
         ascending: bool = True,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a Query on `index`: its items and the page key to continue from (None at the index's end)."""
         kwargs: dict[str, Any] = {
             "TableName": table,
             "IndexName": index,
             "KeyConditionExpression": key_condition,
             "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {k: _serializer.serialize(to_dynamo(v)) for k, v in values.items()},
+            "ExpressionAttributeValues": _values(values),
             "Limit": limit,
             "ScanIndexForward": ascending,
         }
@@ -185,7 +167,38 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
         try:
             page = self.get_client().query(**kwargs)
         except ClientError as exc:
-            raise _table_error("Query", table, exc) from exc
+            raise _table_error("Query", table, exc, index) from exc
+        return [deserialize_item(i) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
+
+    def scan_page(
+        self,
+        table: str,
+        filter_expression: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        *,
+        limit: int | None = None,
+        start_key: dict[str, Any] | None = None,
+        projection: str | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of a Scan: the items that match the filter among the (at most `limit`) items it read, and the
+        page key to continue from (None at the table's end)."""
+        kwargs: dict[str, Any] = {
+            "TableName": table,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _values(values),
+        }
+        if limit:
+            kwargs["Limit"] = limit
+        if start_key:
+            kwargs["ExclusiveStartKey"] = start_key
+        if projection:
+            kwargs["ProjectionExpression"] = projection
+        try:
+            page = self.get_client().scan(**kwargs)
+        except ClientError as exc:
+            raise _table_error("Scan", table, exc) from exc
         return [deserialize_item(i) for i in page.get("Items", [])], page.get("LastEvaluatedKey")
 
     def scan(
@@ -193,30 +206,46 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
         projection: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every row of `table` that matches the filter, page by page (1 MB each, DynamoDB's limit)."""
-        kwargs: dict[str, Any] = {
-            "TableName": table,
-            "FilterExpression": filter_expression,
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {k: _serializer.serialize(to_dynamo(v)) for k, v in values.items()},
-        }
-        if projection:
-            kwargs["ProjectionExpression"] = projection
+        start_key = None
         while True:
-            try:
-                page = self.get_client().scan(**kwargs)
-            except ClientError as exc:
-                raise _table_error("Scan", table, exc) from exc
-            yield from (deserialize_item(i) for i in page.get("Items", []))
-            if not page.get("LastEvaluatedKey"):
+            items, start_key = self.scan_page(
+                table, filter_expression, names, values, start_key=start_key, projection=projection
+            )
+            yield from items
+            if not start_key:
                 return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def check_tables(self) -> None:
-        for table in self.table_names():
+    def batch_get(
+        self, table: str, keys: list[dict[str, Any]], attributes: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """The items of `keys` that exist, in no set order, with only `attributes` when given: BATCH_GET_LIMIT keys
+        per call, each key asked once (BatchGetItem refuses duplicates)."""
+        unique = list({json.dumps(key, sort_keys=True, default=str): key for key in keys}.values())
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = {f"#p{i}": attribute for i, attribute in enumerate(attributes)}
+            projection = {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
+        found: list[dict[str, Any]] = []
+        for first in range(0, len(unique), BATCH_GET_LIMIT):
+            chunk = [serialize_item(key) for key in unique[first : first + BATCH_GET_LIMIT]]
+            found += self._batch_get_chunk(table, {table: {"Keys": chunk, **projection}})
+        return found
+
+    def _batch_get_chunk(self, table: str, request: dict[str, Any]) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        pause_s = 0.05
+        while request:
             try:
-                self.get_client().describe_table(TableName=table)
+                response = self.get_client().batch_get_item(RequestItems=request)
             except ClientError as exc:
-                raise _table_error("DescribeTable", table, exc) from exc
+                raise _table_error("BatchGetItem", table, exc) from exc
+            found += [deserialize_item(raw) for raw in response.get("Responses", {}).get(table, [])]
+            request = response.get("UnprocessedKeys") or {}
+            if request:
+                # Keys left unprocessed mean the table is throttling: asking again at once would be refused again.
+                time.sleep(pause_s)
+                pause_s = min(pause_s * 2, 1.0)
+        return found
 
     def table_names(self) -> list[str]:
         return [
@@ -229,6 +258,30 @@ class DynamoDBResource(ResourceWithBoto3Configuration):
         ]
 
 
+def _update_expression(
+    set_values: dict[str, Any] | None,
+    set_if_absent: dict[str, Any] | None,
+    increment: dict[str, Any] | None,
+    remove: list[str] | None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The UpdateExpression with its attribute names and values, each attribute behind a placeholder (reserved
+    words such as `status` cannot appear bare)."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    clauses: list[str] = []
+    forms = (("s", set_values, "{n} = {v}"), ("a", set_if_absent, "{n} = if_not_exists({n}, {v})"),
+             ("i", increment, "{n} = {n} + {v}"))
+    for prefix, attributes, form in forms:
+        for i, (attribute, value) in enumerate((attributes or {}).items()):
+            names[f"#{prefix}{i}"], values[f":{prefix}{i}"] = attribute, value
+            clauses.append(form.format(n=f"#{prefix}{i}", v=f":{prefix}{i}"))
+    expression = ("SET " + ", ".join(clauses)) if clauses else ""
+    if remove:
+        names.update({f"#r{i}": attribute for i, attribute in enumerate(remove)})
+        expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+    return expression.strip(), names, values
+
+
 def _condition_names(condition: str | None) -> dict[str, str]:
     """Conditions refer to attributes as `#name`; map each placeholder to its attribute name."""
     if not condition:
@@ -236,8 +289,15 @@ def _condition_names(condition: str | None) -> dict[str, str]:
     return {f"#{name}": name for name in re.findall(r"#([A-Za-z_][A-Za-z0-9_]*)", condition)}
 
 
-def _table_error(operation: str, table: str, exc: ClientError) -> TableError:
-    code = exc.response.get("Error", {}).get("Code", "")
+def _table_error(operation: str, table: str, exc: ClientError, index: str | None = None) -> TableError:
+    error = exc.response.get("Error", {})
+    code, message = error.get("Code", ""), error.get("Message", "")
+    # These two codes' messages say what is missing or wrong in the request (an index, an expression); other codes'
+    # messages may name the caller's identity, so they stay out of job rows and logs.
+    if code == "ResourceNotFoundException" and index:
+        return TableError(f"DynamoDB table {table!r} or its index {index!r} does not exist ({operation}): {message}")
     if code == "ResourceNotFoundException":
         return TableError(f"DynamoDB table {table!r} does not exist ({operation})")
+    if code == "ValidationException":
+        return TableError(f"DynamoDB {operation} on table {table!r} failed: {code}: {message}")
     return TableError(f"DynamoDB {operation} on table {table!r} failed: {code}")

@@ -6,7 +6,6 @@ our own. Retries are decided in one place, `openai_retry.CallPolicy`; the SDK's 
 """
 
 import logging
-import os
 import re
 import threading
 import time
@@ -20,11 +19,12 @@ import openai
 from pydantic import BaseModel, Field, PrivateAttr
 
 from imageflow_dagster import lifecycle
-from imageflow_dagster.flow.image_params import fit_image_params
 from imageflow_dagster.models.pipeline import CallUsage
+from imageflow_dagster.resources.image_params import fit_image_params
 from imageflow_dagster.resources.openai_retry import CallPolicy, CallStats, QuotaExhausted, RateLimitPatienceExceeded
 from imageflow_dagster.resources.openai_usage import images_usage, responses_usage, tool_image_usage
 from imageflow_dagster.resources.rate_budget import OpenAIRateBudget
+from imageflow_dagster.settings import OPENAI_API_KEY, secret
 
 MARK_CALL = "[OpenAI Client] Making Responses API call"
 MARK_RECEIVED = "[OpenAI Client] Received Responses API response"
@@ -99,19 +99,21 @@ class OpenAIResource(dg.ConfigurableResource):
     """OPENAI_API_KEY for the real API, or `base_url` (OPENAI_BASE_URL) for an OpenAI-compatible server such as
     `imageflow local-openai`. With neither, every call fails with a clear message: there is no silent fallback.
 
-    The key is no field: it is read from the process environment when the client is built, so no config, run
-    config or UI page ever holds it."""
+    The key is no field: it is read from the process environment when the client is built (settings.secret), so
+    no config, run config or UI page ever holds it. The other fields come from settings.py, which holds their
+    defaults (resources/__init__.py builds the resource)."""
 
     budget: OpenAIRateBudget
-    base_url: str | None = None
-    timeout_s: float = 600.0
-    max_retries: int = 2
-    rate_limit_wait_s: float = 1800.0
-    default_text_model: str = "gpt-5.2"
-    default_image_model: str = "gpt-image-2.6-sunburst"
-    image_concurrency: int = 8
-    max_images_per_step: int = 12
-    strict_response_validation: bool = False
+    base_url: str | None
+    timeout_s: float
+    max_retries: int
+    rate_limit_wait_s: float
+    default_text_model: str
+    default_image_model: str
+    image_concurrency: int
+    max_images_per_step: int
+    model_replacements: str  # IMAGEFLOW_MODEL_REPLACEMENTS: lifecycle entries over the shipped table
+    strict_response_validation: bool = False  # tests: the SDK checks every answer against its types
 
     _client: Any = PrivateAttr(default=None)
     _lock: Any = PrivateAttr(default_factory=threading.Lock)
@@ -123,7 +125,7 @@ class OpenAIResource(dg.ConfigurableResource):
             return self._client
 
     def _build_client(self) -> openai.OpenAI:
-        api_key = os.getenv("OPENAI_API_KEY")
+        api_key = secret(OPENAI_API_KEY)
         if not api_key and not self.base_url:
             raise OpenAINotConfigured(
                 "OpenAI is not configured: set OPENAI_API_KEY for the OpenAI API, or OPENAI_BASE_URL for an "
@@ -138,7 +140,7 @@ class OpenAIResource(dg.ConfigurableResource):
 
     def model_in_service(self, model: str) -> tuple[str, list[dict[str, str]]]:
         """`model`, or its successor when it is past its shutdown date; with the replacement made, if any."""
-        replaced = lifecycle.resolve(model, today_utc())
+        replaced = lifecycle.resolve(model, today_utc(), self.model_replacements)
         return (replaced.used, [replaced.as_dict()]) if replaced else (model, [])
 
     # ---- Responses API
@@ -242,7 +244,7 @@ class OpenAIResource(dg.ConfigurableResource):
             if getattr(exc, "code", None) != "model_not_found":
                 raise
             gone = _missing_model(exc, model, image_tool)
-            replaced = lifecycle.after_not_found(gone, today_utc())
+            replaced = lifecycle.after_not_found(gone, today_utc(), self.model_replacements)
         log.warning(f"{where} {replaced.reason}; trying {replaced.used}")
         replacements.append(replaced.as_dict())
         if image_tool is not None and gone == image_tool.get("model"):

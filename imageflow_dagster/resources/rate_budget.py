@@ -24,16 +24,14 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-from botocore.exceptions import ClientError
 
-from imageflow_dagster.resources.dynamodb import DynamoDBResource, is_conditional_failure
+from imageflow_dagster.resources.dynamodb import DynamoDBResource
 
 BudgetKind = Literal["images", "tokens"]
 WINDOW_S = 60.0
@@ -58,7 +56,7 @@ class OpenAIRateBudget(dg.ConfigurableResource):
     file); unset, the limit is learned from OpenAI's 429s and rate-limit headers."""
 
     dynamodb: DynamoDBResource
-    table: str = "imageflow-rate-limits"
+    table: str  # IMAGEFLOW_RATE_LIMITS_TABLE (settings.py)
     images_per_minute: float | None = None
     tokens_per_minute: float | None = None
     limits_file: str | None = None
@@ -91,28 +89,26 @@ class OpenAIRateBudget(dg.ConfigurableResource):
         until = time.time() + retry_after_s
         limit = budget.per_minute
         if limit is None and learned_per_minute:
-            self._update(budget.key, "SET per_minute = :v", None, {":v": learned_per_minute})
+            self._update(budget.key, set_values={"per_minute": learned_per_minute})
             limit = learned_per_minute
-        state = self._update(
-            budget.key, "SET paused_until = :u", "attribute_not_exists(paused_until) OR paused_until < :u", {":u": until}
-        )
+        state = self._update(budget.key, set_values={"paused_until": until}, **_only_raising("paused_until", until))
         limit = limit or (state or {}).get("per_minute")  # no state: a later pause, set by whoever learned it
         if limit:
             # Empty until `until`: the next unit's slot starts there. Reservations already past it keep theirs.
             tat = until + WINDOW_S - WINDOW_S / float(limit)
-            self._update(budget.key, "SET tat = :t", "attribute_not_exists(tat) OR tat < :t", {":t": tat})
+            self._update(budget.key, set_values={"tat": tat}, **_only_raising("tat", tat))
 
     def observe(self, budget: Budget, sent_at: float, remaining: float, reported_limit: float | None) -> None:
         """OpenAI answered a call sent at `sent_at` and says `remaining` units were left after it: push the model
         back so that it holds no more (it may hold less: calls booked since then are still on top of it)."""
         limit = budget.per_minute
         if limit is None and reported_limit:
-            self._update(budget.key, "SET per_minute = :v", None, {":v": reported_limit})
+            self._update(budget.key, set_values={"per_minute": reported_limit})
             limit = reported_limit
         if not limit:
             return
         tat = sent_at + WINDOW_S - min(remaining, limit) * WINDOW_S / float(limit)
-        self._update(budget.key, "SET tat = :t", "attribute_not_exists(tat) OR tat < :t", {":t": tat})
+        self._update(budget.key, set_values={"tat": tat}, **_only_raising("tat", tat))
 
     def pause_left(self, budget: Budget) -> float:
         """Seconds until the pause the latest 429 set ends (0 when none is in force)."""
@@ -124,14 +120,11 @@ class OpenAIRateBudget(dg.ConfigurableResource):
         latest_tat = now + WINDOW_S + max_wait_s  # a reservation starting later than this is not taken
         for _ in range(16):
             state = self._update(
-                budget.key, "SET tat = tat + :inc", "tat >= :now AND tat <= :latest",
-                {":inc": increment, ":now": now, ":latest": latest_tat - increment},
+                budget.key, increment={"tat": increment}, condition="#tat >= :now AND #tat <= :latest",
+                condition_values={":now": now, ":latest": latest_tat - increment},
             )
             if state is None:
-                state = self._update(
-                    budget.key, "SET tat = :start", "attribute_not_exists(tat) OR tat < :now",
-                    {":start": now + increment, ":now": now},
-                )
+                state = self._update(budget.key, set_values={"tat": now + increment}, **_only_raising("tat", now))
             if state is not None:
                 slot = float(state["tat"]) - WINDOW_S
                 paused = float(state.get("paused_until", 0))
@@ -144,27 +137,24 @@ class OpenAIRateBudget(dg.ConfigurableResource):
     def _read(self, key: str) -> dict:
         return self.dynamodb.get_item(self.table, {"budget": key}) or {}
 
-    def _update(self, key: str, expression: str, condition: str | None, values: dict) -> dict | None:
-        kwargs = {
-            "TableName": self.table,
-            "Key": {"budget": {"S": key}},
-            "UpdateExpression": expression,
-            "ExpressionAttributeValues": {k: {"N": _number(v)} for k, v in values.items()},
-            "ReturnValues": "ALL_NEW",
-        }
-        if condition:
-            kwargs["ConditionExpression"] = condition
-        try:
-            item = self.dynamodb.get_client().update_item(**kwargs)["Attributes"]
-        except ClientError as exc:
-            if condition and is_conditional_failure(exc):
-                return None
-            raise
-        return {name: float(value["N"]) for name, value in item.items() if "N" in value}
+    def _update(self, key: str, **update) -> dict | None:
+        """One UpdateItem on the budget's item: the item's numbers after it, None when its condition failed."""
+        item = self.dynamodb.update_item(self.table, {"budget": key}, return_new=True, **update)
+        if item is None:
+            return None
+        return {name: float(value) for name, value in item.items() if _is_number(value)}
 
 
-def _number(value: float) -> str:
-    return str(Decimal(repr(float(value))))
+def _only_raising(attribute: str, value: float) -> dict:
+    """The condition that lets a write set `attribute` only when the item holds none or a smaller one."""
+    return {
+        "condition": f"attribute_not_exists(#{attribute}) OR #{attribute} < :bound",
+        "condition_values": {":bound": value},
+    }
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 @lru_cache(maxsize=4)

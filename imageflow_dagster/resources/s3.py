@@ -1,6 +1,5 @@
 """S3 resource: dagster-aws's S3Resource with one cached client, create-only puts and public URLs."""
 
-import os
 import threading
 from urllib.parse import quote
 
@@ -20,8 +19,12 @@ class StorageError(RuntimeError):
 
 
 class ImageflowS3Resource(S3Resource):
+    """`endpoint_url` stays unset so botocore finds the endpoint itself; `public_endpoint_url` is the one public
+    URLs name (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL: the moto server locally, unset on AWS)."""
+
     bucket: str
-    cloudfront_domain: str = ""
+    cloudfront_domain: str
+    public_endpoint_url: str | None
     max_pool_connections: int = DEFAULT_POOL_SIZE
 
     _client = PrivateAttr(default=None)
@@ -103,11 +106,10 @@ class ImageflowS3Resource(S3Resource):
         quoted = quote(key, safe="/~")
         if self.cloudfront_domain:
             return f"https://{self.cloudfront_domain.rstrip('/')}/{quoted}"
-        endpoint = self.endpoint_url or os.getenv("AWS_ENDPOINT_URL_S3") or os.getenv("AWS_ENDPOINT_URL")
+        endpoint = self.endpoint_url or self.public_endpoint_url
         if endpoint:
             return f"{endpoint.rstrip('/')}/{self.bucket}/{quoted}"
-        region = self.region_name or os.getenv("AWS_REGION") or "us-east-1"
-        return f"https://{self.bucket}.s3.{region}.amazonaws.com/{quoted}"
+        return f"https://{self.bucket}.s3.{self.region_name}.amazonaws.com/{quoted}"
 
     def _error(self, operation: str, key: str, exc: ClientError) -> StorageError:
         prefix = key.rsplit("/", 1)[0] + "/" if "/" in key else key

@@ -1,9 +1,9 @@
 """The jobs' DynamoDB rows decide retention: Dagster forgets a job only once its row says it ended long
 enough ago."""
 
-from imageflow_dagster.resources.dynamodb import DynamoDBResource, deserialize_item
+from imageflow_dagster.resources.dynamodb import BATCH_GET_LIMIT, DynamoDBResource
 
-CHUNK = 100  # BatchGetItem's limit
+CHUNK = BATCH_GET_LIMIT  # partitions and runs are read in pages that one BatchGetItem answers
 ENDED = ("completed", "failed")
 
 
@@ -18,20 +18,7 @@ def ended_before(row: dict, cutoff_iso: str) -> bool:
 
 
 def job_rows(db: DynamoDBResource, job_ids: list[str]) -> dict[str, dict]:
-    """The rows of `job_ids` that exist, by job id: at most CHUNK ids, no duplicates (BatchGetItem refuses
-    both)."""
-    rows: dict[str, dict] = {}
-    request = {
-        db.jobs_table: {
-            "Keys": [{"job_id": {"S": j}} for j in job_ids],
-            "ProjectionExpression": "job_id, #s, completed_at, failed_at, updated_at",
-            "ExpressionAttributeNames": {"#s": "status"},
-        }
-    }
-    while request and job_ids:
-        response = db.get_client().batch_get_item(RequestItems=request)
-        for raw in response.get("Responses", {}).get(db.jobs_table, []):
-            row = deserialize_item(raw)
-            rows[row["job_id"]] = row
-        request = response.get("UnprocessedKeys") or None
-    return rows
+    """The rows of `job_ids` that exist, by job id, with what retention reads of them."""
+    keys = [{"job_id": job_id} for job_id in job_ids]
+    rows = db.batch_get(db.jobs_table, keys, ["job_id", "status", "completed_at", "failed_at", "updated_at"])
+    return {row["job_id"]: row for row in rows}

@@ -8,13 +8,15 @@ import dagster as dg
 
 from imageflow_dagster.partitions import jobs_partitions
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.resources.settings import SettingsResource
 from imageflow_dagster.retention.job_rows import CHUNK, ended_before, job_rows
-from imageflow_dagster.settings import Settings
 
 
 @dg.op(description="Removes partitions of jobs that ended more than IMAGEFLOW_PARTITION_RETENTION_DAYS ago.")
-def remove_ended_job_partitions(context: dg.OpExecutionContext, dynamodb: DynamoDBResource) -> int:
-    days = Settings.from_env().partition_retention_days
+def remove_ended_job_partitions(
+    context: dg.OpExecutionContext, dynamodb: DynamoDBResource, settings: SettingsResource
+) -> int:
+    days = settings.partition_retention_days
     cutoff = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
     removed, cursor = 0, None
     while True:

@@ -13,9 +13,9 @@ from pydantic import Field
 
 from imageflow_dagster.ids import iso_from_epoch
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
+from imageflow_dagster.resources.settings import SettingsResource
 from imageflow_dagster.retention.job_rows import CHUNK, ended_before, job_rows
 from imageflow_dagster.run_tags import JOB_TAG
-from imageflow_dagster.settings import Settings
 
 RETENTION_JOB = "partition_retention_job"
 PARTITION_TAG = "dagster/partition"
@@ -31,9 +31,9 @@ class RunRetentionConfig(dg.Config):
 
 @dg.op(description="Deletes runs and their logs of jobs ended over IMAGEFLOW_RUN_RETENTION_DAYS ago.")
 def delete_ended_job_runs(
-    context: dg.OpExecutionContext, config: RunRetentionConfig, dynamodb: DynamoDBResource
+    context: dg.OpExecutionContext, config: RunRetentionConfig, dynamodb: DynamoDBResource, settings: SettingsResource
 ) -> int:
-    days = Settings.from_env().run_retention_days
+    days = settings.run_retention_days
     cutoff = datetime.now(timezone.utc) - timedelta(days=days)
     deleted, kept = purge_runs(context.instance, dynamodb, cutoff, config.max_runs)
     more = " (the bound: the next execution continues)" if deleted == config.max_runs else ""

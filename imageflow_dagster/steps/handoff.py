@@ -16,16 +16,15 @@ import time
 from pydantic import ValidationError
 
 from imageflow_dagster.flow.errors import step_failure_message
-from imageflow_dagster.flow.planning import blocked_by, not_run
+from imageflow_dagster.flow.new_job_rows import put_job_row, put_submission_row
 from imageflow_dagster.ids import stable_id
 from imageflow_dagster.models import ExecutionStep
 from imageflow_dagster.models.job import Job
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
 from imageflow_dagster.resources.dynamodb import DynamoDBResource
-from imageflow_dagster.steps.base import StepRun, invalid_settings
+from imageflow_dagster.steps.base import StepRun, blocked_by, invalid_settings, not_run
 from imageflow_dagster.steps.handoff_payload import HandoffConfig, handoff_config, submission_data
-from imageflow_dagster.submit import put_job_row, put_submission_row
 
 NAME = "workflow_handoff"
 MARKER = "handoff_workflow_id"

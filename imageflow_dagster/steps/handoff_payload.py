@@ -5,11 +5,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from imageflow_dagster.flow import context as ctx
+from imageflow_dagster.flow.context import step_context
 from imageflow_dagster.flow.ordering import execution_order
-from imageflow_dagster.flow.planning import planned_output
 from imageflow_dagster.ids import utc_now_iso
-from imageflow_dagster.steps.base import StepRun
+from imageflow_dagster.steps.base import StepRun, context_block, planned_output
 from imageflow_dagster.steps.webhook import webhook_data
 
 PAYLOAD_MODES = ("previous_step_output", "full_context", "submission_only", "deliverable_output")
@@ -51,7 +50,7 @@ def submission_data(step_run: StepRun, config: HandoffConfig) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if config.handoff_include_submission_data:
         data.update(step_run.inputs.submission.submission_data)
-    context = step_context(step_run)
+    context = handoff_context(step_run)
     data[config.handoff_input_field] = primary_value(step_run, config, context)
     if config.handoff_include_context and config.handoff_payload_mode != "full_context":
         data["context"] = context
@@ -84,13 +83,10 @@ def primary_value(step_run: StepRun, config: HandoffConfig, context: str) -> str
     return outputs[-1] if outputs else ""  # the output of the last step before this one
 
 
-def step_context(step_run: StepRun) -> str:
+def handoff_context(step_run: StepRun) -> str:
     """The context an AI step in this position would get: the labelled submission and the dependencies' outputs."""
-    blocks = []
-    for index in _in_run_order(step_run):
-        dep = step_run.done[index]
-        blocks.append(ctx.dependency_block(dep.number, dep.name, planned_output(dep), [r.url for r in dep.requests]))
-    return ctx.step_context(step_run.fields, blocks)
+    blocks = [context_block(step_run.done[index]) for index in _in_run_order(step_run)]
+    return step_context(step_run.fields, blocks)
 
 
 def _in_run_order(step_run: StepRun) -> list[int]:

@@ -1,20 +1,21 @@
-"""The planning phase of a job: every step run by its kind, in dependency order, independent steps in parallel.
+"""The steps phase of a job: every step run by its kind, in dependency order, independent steps in parallel. Text
+steps answer, image steps plan their images, webhook steps send, handoff steps start their jobs; the images of
+every image step are rendered afterwards, together (flow/generation.py).
 
-Each finished step is written to `execution_steps.json` at once (flow/live_records.py). Webhook steps run here
-like text steps: they get the outputs of the steps they depend on (an image step's output
-holds its planned image URLs), and the steps that depend on them wait for them.
+Each finished step is written to `execution_steps.json` at once (flow/live_records.py). Webhook and handoff
+steps get the outputs of the steps they depend on like text steps do (an image step's output holds its planned
+image URLs), and the steps that depend on them wait for them.
 """
 
-from imageflow_dagster.flow import context as ctx
+from imageflow_dagster.flow.context import labeled_submission
 from imageflow_dagster.flow.deliverable import deliverable_indices
 from imageflow_dagster.flow.live_records import LiveExecutionSteps
-from imageflow_dagster.flow.loading import JobInputs
 from imageflow_dagster.flow.ordering import waves
-from imageflow_dagster.flow.parallel import each
-from imageflow_dagster.flow.planning import PlanningTools
+from imageflow_dagster.flow.parallel import parallel_map
 from imageflow_dagster.ids import utc_now_iso
+from imageflow_dagster.models.job_inputs import JobInputs
 from imageflow_dagster.models.pipeline import JobIdentity, JobPlan, StepPlan
-from imageflow_dagster.steps.base import StepRun
+from imageflow_dagster.steps.base import StepRun, StepTools
 from imageflow_dagster.steps.kinds import kind_of
 
 
@@ -28,10 +29,10 @@ def job_identity(inputs: JobInputs) -> JobIdentity:
     )
 
 
-def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
+def run_steps(inputs: JobInputs, tools: StepTools) -> JobPlan:
     started_at = utc_now_iso()
     identity = job_identity(inputs)
-    fields = ctx.labeled_submission(inputs.submission, inputs.form)
+    fields = labeled_submission(inputs.submission, inputs.form)
     plans: dict[int, StepPlan] = {}
     steps = inputs.workflow.steps
     order = waves(inputs.dependencies, steps)
@@ -47,7 +48,7 @@ def plan_job(inputs: JobInputs, tools: PlanningTools) -> JobPlan:
         return plan
 
     for wave in order:
-        for plan in each(run_step, wave, workers=len(wave), name="imageflow-plan"):
+        for plan in parallel_map(run_step, wave, workers=len(wave), name="imageflow-step"):
             plans[plan.index] = plan
     ordered = [plans[i] for wave in order for i in wave]
     return JobPlan(

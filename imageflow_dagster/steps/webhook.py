@@ -9,13 +9,12 @@ import httpx
 from pydantic import ValidationError
 
 from imageflow_dagster.flow.errors import step_failure_message
-from imageflow_dagster.flow.ordering import execution_order
-from imageflow_dagster.flow.planning import blocked_by, not_run, planned_output
+from imageflow_dagster.flow.deliverable import deliverable_indices
 from imageflow_dagster.flow.records import output_artifact_id
 from imageflow_dagster.models import ExecutionStep
 from imageflow_dagster.models.pipeline import StepPlan
 from imageflow_dagster.models.workflow import WorkflowStep
-from imageflow_dagster.steps.base import StepRun, invalid_settings
+from imageflow_dagster.steps.base import StepRun, blocked_by, invalid_settings, not_run, planned_output
 from imageflow_dagster.steps.redaction import SLACK_HOST, redacted_headers, redacted_url
 from imageflow_dagster.steps.webhook_body import (
     StepOutput,
@@ -116,14 +115,12 @@ def prepare_request(config: WebhookConfig, data: WebhookData, step_name: str) ->
 
 def webhook_data(step_run: StepRun) -> WebhookData:
     inputs = step_run.inputs
-    steps = inputs.workflow.steps
-    marked = frozenset(i for i, step in enumerate(steps) if step.is_deliverable)
     outputs = [_step_output(step_run, step_run.done[d]) for d in sorted(step_run.deps)]
     return WebhookData(
         job={**inputs.job.model_dump(), "status": "processing"},
         submission=inputs.submission.model_dump(),
         outputs=outputs,
-        deliverable_indices=marked or frozenset({execution_order(steps)[-1]}),
+        deliverable_indices=frozenset(deliverable_indices(inputs.workflow.steps)),
         workflow_name=inputs.workflow.workflow_name or inputs.workflow.workflow_id,
     )
 
@@ -134,7 +131,7 @@ def _step_output(step_run: StepRun, dep: StepPlan) -> StepOutput:
         step_index=dep.index,
         output=planned_output(dep),
         artifact_id=output_artifact_id(step_run.job, dep),
-        image_urls=[r.url for r in dep.requests],
+        image_urls=[request.url for request in dep.image_requests],
         image_only=dep.kind == "image",
     )
 

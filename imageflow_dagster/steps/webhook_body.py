@@ -5,11 +5,11 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 from urllib.parse import quote_plus
 from xml.sax.saxutils import escape as xml_escape
 
+from imageflow_dagster.models.numbers import from_dynamo
 from imageflow_dagster.steps.webhook_config import DataSelection
 
 FORM_TYPE = "application/x-www-form-urlencoded"
@@ -102,7 +102,7 @@ def render_template(template: str, variables: dict[str, Any], content_type: str)
             return ""
         if isinstance(value, bool) and json_type:
             return "true" if value else "false"
-        return escape(str(_plain(value)))
+        return escape(str(from_dynamo(value)))
 
     return _TOKEN.sub(value_text, template)
 
@@ -159,18 +159,7 @@ def is_json_type(content_type: str) -> bool:
 
 def to_json(value: Any, indent: int | None = None) -> str:
     separators = None if indent else (",", ":")
-    return json.dumps(_plain(value), ensure_ascii=False, indent=indent, separators=separators, default=str)
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB numbers (Decimal) as ints or floats, recursively."""
-    if isinstance(value, Decimal):
-        return int(value) if value == int(value) else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    return json.dumps(from_dynamo(value), ensure_ascii=False, indent=indent, separators=separators, default=str)
 
 
 def _lookup(variables: dict[str, Any], dotted: str) -> Any:

@@ -5,7 +5,7 @@ and 5xx (Retry-After honoured up to a cap)."""
 import email.utils
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import httpx
@@ -53,7 +53,6 @@ class Delivery:
     error: str | None = None
     attempts: int = 0
     refused: bool = False  # the guard refused a target: nothing was sent to it
-    statuses: list[int] = field(default_factory=list)  # every answer, retries included
 
     @property
     def success(self) -> bool:
@@ -88,7 +87,6 @@ def deliver(outgoing: Outgoing, policy: WebhookPolicy) -> Delivery:
             delivery.status, delivery.error = None, _error_text(exc)
             return delivery
         else:
-            delivery.statuses.append(delivery.status)
             retryable = delivery.status == 429 or delivery.status >= 500
             delivery.error = None if 200 <= delivery.status < 300 else f"HTTP {delivery.status}"
             if not retryable:
@@ -133,7 +131,7 @@ def _exchange(
             response.close()
         location = response.headers.get("location")
         if response.status_code not in REDIRECT_STATUSES or not location:
-            return response.status_code, excerpt, retry_after_s(response.headers.get("retry-after"))
+            return response.status_code, excerpt, parse_retry_after(response.headers.get("retry-after"))
         next_url = target.url.join(location)
         if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
             method, body = "GET", None
@@ -177,7 +175,7 @@ def _excerpt(response: httpx.Response) -> str:
     return read.decode(response.encoding or "utf-8", errors="replace")[:RESPONSE_EXCERPT_CHARS]
 
 
-def retry_after_s(value: str | None) -> float | None:
+def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a Retry-After header (delta seconds or an HTTP date); None when absent or unreadable."""
     if not value:
         return None

@@ -1,9 +1,11 @@
 """Builders of the flow's plan values (StepPlan, ImageRequest, GeneratedImage, JobPlan), so a test names only
-the fields it is about. Real models, filled with the smallest valid values."""
+the fields it is about. Real models, filled with the smallest valid values (`usage`: the step's AI part's)."""
 
 from imageflow_dagster.models.pipeline import (
+    AIGeneration,
     CallUsage,
     GeneratedImage,
+    ImagePlan,
     ImageRequest,
     JobIdentity,
     JobPlan,
@@ -14,9 +16,16 @@ JOB = JobIdentity(job_id="job_1", tenant_id="tenant_1", workflow_id="wf_1", subm
 STARTED = "2026-01-02T03:04:05.000Z"
 
 
-def text_step(index: int, name: str = "Report", output: str | None = "# Report", **changes) -> StepPlan:
-    fields = dict(index=index, number=index + 1, name=name, kind="text", model="gpt-5", output_text=output)
-    return StepPlan(**{**fields, "started_at": STARTED, **changes})
+def text_step(
+    index: int,
+    name: str = "Report",
+    output: str | None = "# Report",
+    usage: CallUsage | None = None,
+    **changes,
+) -> StepPlan:
+    fields = dict(index=index, number=index + 1, name=name, kind="text", output_text=output)
+    ai = AIGeneration(model="gpt-5", usage=usage)
+    return StepPlan(**{**fields, "started_at": STARTED, "ai": ai, **changes})
 
 
 def image_request(step_index: int, index: int, label: str = "") -> ImageRequest:
@@ -37,14 +46,18 @@ def image_request(step_index: int, index: int, label: str = "") -> ImageRequest:
     )
 
 
-def image_step(index: int, labels: tuple[str, ...] = ("logo",), name: str = "Images", **changes) -> StepPlan:
+def image_step(
+    index: int,
+    labels: tuple[str, ...] = ("logo",),
+    name: str = "Images",
+    usage: CallUsage | None = None,
+    **changes,
+) -> StepPlan:
     requests = [image_request(index, n, label) for n, label in enumerate(labels, start=1)]
-    fields = dict(
-        index=index, number=index + 1, name=name, kind="image", model="gpt-5", image_model="gpt-image-1"
-    )
-    return StepPlan(
-        **{**fields, "requests": requests, "image_config": {"size": "auto"}, "started_at": STARTED, **changes}
-    )
+    fields = dict(index=index, number=index + 1, name=name, kind="image")
+    ai = AIGeneration(model="gpt-5", usage=usage)
+    image = ImagePlan(model="gpt-image-1", config={"size": "auto"}, requests=requests)
+    return StepPlan(**{**fields, "started_at": STARTED, "ai": ai, "image": image, **changes})
 
 
 def generated(request: ImageRequest, outcome: str = "generated", **changes) -> GeneratedImage:
@@ -53,7 +66,7 @@ def generated(request: ImageRequest, outcome: str = "generated", **changes) -> G
 
 def rendered(step: StepPlan, outcome: str = "generated", **changes) -> list[GeneratedImage]:
     """Every image of `step` with the same outcome."""
-    return [generated(request, outcome, **changes) for request in step.requests]
+    return [generated(request, outcome, **changes) for request in step.image_requests]
 
 
 def usage(model: str, input_tokens: int, output_tokens: int, cost_usd: float) -> CallUsage:

@@ -12,9 +12,13 @@ from imageflow_dagster.flow.deliverable import (
     final_output_entry,
     ordered_artifact_ids,
 )
+from imageflow_dagster.models import Job, Submission, Workflow
+from imageflow_dagster.models.job_inputs import JobInputs
 from imageflow_dagster.models.pipeline import StoredObject
 from imageflow_dagster.models.workflow import WorkflowStep
-from imageflow_dagster_tests.unit.plans import image_step, job_plan, rendered, text_step
+from imageflow_dagster.steps.base import StepRun
+from imageflow_dagster.steps.webhook import webhook_data
+from imageflow_dagster_tests.unit.plans import JOB, image_step, job_plan, rendered, text_step
 
 
 def _steps(*specs: dict) -> list[WorkflowStep]:
@@ -149,3 +153,20 @@ def test_the_final_output_entry_points_at_the_final_documents_artifact():
     )
     assert entry["input"] == {"artifact_type": "html_final", "filename": "t/jobs/j/final.html"}
     assert entry["output"] == {"artifact_id": "art_final", "public_url": "https://b/t/jobs/j/final.html"}
+
+
+def test_a_webhook_step_sends_the_deliverables_the_final_document_is_made_of():
+    """One rule (the seed's) for both: a report and a webhook sharing the last step_order both deliver, so the
+    webhook's payload carries the report it depends on as the deliverable."""
+    steps = _steps(
+        {"step_order": 0},
+        {"step_order": 1},
+        {"step_order": 1, "webhook_url": "https://hooks.example/x"},
+    )
+    job = Job(job_id="job_1", tenant_id="t", workflow_id="wf_1", submission_id="sub_1", status="processing")
+    workflow, submission = Workflow(workflow_id="wf_1", steps=steps), Submission(submission_id="sub_1")
+    inputs = JobInputs(job, workflow, submission, None, dependencies={0: [], 1: [0], 2: [0, 1]})
+    done = {0: text_step(0, output="# Notes"), 1: text_step(1, output="# Report")}
+    data = webhook_data(StepRun(inputs, JOB, {}, 2, done, tools=None))
+    assert deliverable_indices(steps) == [1, 2]
+    assert [o.output for o in data.deliverables] == ["# Report"]

@@ -4,7 +4,7 @@ moves (local/openai_ratelimit.py), token prices (pricing.py) and image parameter
 import pytest
 
 from imageflow_dagster import pricing
-from imageflow_dagster.flow.image_params import ImageConfigError, fit_image_params
+from imageflow_dagster.resources.image_params import ImageConfigError, fit_image_params
 from imageflow_dagster.local.openai_errors import ApiError
 from imageflow_dagster.local.openai_ratelimit import (
     image_limiter,

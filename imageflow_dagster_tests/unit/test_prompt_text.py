@@ -1,7 +1,7 @@
 """The text a step's model is sent: the labelled submission and dependency blocks (flow/context.py) and a
 tenant's planner override filled in (flow/prompt_overrides.py)."""
 
-from imageflow_dagster.flow import context as ctx
+from imageflow_dagster.flow.context import dependency_block, labeled_submission, step_context
 from imageflow_dagster.flow.prompt_overrides import UNATTENDED, fill, planner_prompts, with_guardrail
 from imageflow_dagster.models import Form, PromptOverride, Submission
 
@@ -20,16 +20,16 @@ def test_the_context_labels_the_submission_then_lists_each_dependency_with_its_i
             ]
         },
     )
-    fields = ctx.labeled_submission(submission, form)
+    fields = labeled_submission(submission, form)
     assert list(fields) == ["Name", "Tags", "f3", "f4"]  # a field without a label keeps its id
-    block = ctx.dependency_block(
+    block = dependency_block(
         1, "Brief", "the brief", ["https://i/2.png", "https://i/1.png", "https://i/2.png"]
     )
-    assert ctx.step_context(fields, [block]) == (
+    assert step_context(fields, [block]) == (
         '=== Form Submission ===\nName: Ada\nTags: a, b\nf3: {"k": 1}\nf4: 3\n'
         "\n=== Step 1: Brief ===\nthe brief\n\nGenerated Images:\n- https://i/1.png\n- https://i/2.png"
     )
-    assert ctx.labeled_submission(submission, None) == submission.submission_data
+    assert labeled_submission(submission, None) == submission.submission_data
 
 
 def test_placeholders_are_filled_once_and_unknown_ones_stay_as_written():

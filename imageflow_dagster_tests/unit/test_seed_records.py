@@ -1,5 +1,6 @@
 """The seed's rows as imageflow reads them: DynamoDB numbers normalised at the boundary, lenient parsing of
-what the seed's API stores, and the error a job gets when its records cannot run (flow/loading.py's rules; the reads are tested on moto)."""
+what the seed's API stores, and the error a job gets when its records cannot run (flow/loading.py's rules, then
+each step kind's, steps/kinds.py's check_steps; the reads are tested on moto)."""
 
 from decimal import Decimal
 
@@ -10,8 +11,10 @@ from imageflow_dagster.flow.errors import BadRecordError
 from imageflow_dagster.flow.loading import parse_job, parse_submission, parse_workflow
 from imageflow_dagster.flow.ordering import resolve_dependencies
 from imageflow_dagster.models import UserSettings
+from imageflow_dagster.models.job_inputs import JobInputs
 from imageflow_dagster.models.workflow import ImageToolConfig, WorkflowStep
 from imageflow_dagster.resources.dynamodb import deserialize_item, serialize_item
+from imageflow_dagster.steps.kinds import check_steps
 
 JOB = {
     "job_id": "job_1",
@@ -33,12 +36,13 @@ def _as_stored(row: dict | None) -> dict | None:
 
 
 def _load_error(job=JOB, workflow=WORKFLOW, submission=SUBMISSION) -> str:
-    """The error the chain of flow/loading.py's rules gives, in load_job_inputs's order."""
+    """The error the chain of rules gives, in the order of load_job_inputs and then check_steps."""
     with pytest.raises(BadRecordError) as caught:
         parsed_job = parse_job("job_1", _as_stored(job))
-        steps = parse_workflow(parsed_job.workflow_id, _as_stored(workflow)).steps
-        parse_submission(parsed_job.submission_id, _as_stored(submission))
-        resolve_dependencies(steps)
+        parsed_workflow = parse_workflow(parsed_job.workflow_id, _as_stored(workflow))
+        parsed_submission = parse_submission(parsed_job.submission_id, _as_stored(submission))
+        dependencies = resolve_dependencies(parsed_workflow.steps)
+        check_steps(JobInputs(parsed_job, parsed_workflow, parsed_submission, None, dependencies))
     return str(caught.value)
 
 
@@ -101,6 +105,11 @@ def test_a_job_that_parses_has_its_dependencies_resolved():
         (
             {"workflow": {"workflow_id": "wf_1", "steps": [{"depends_on": [0]}]}},
             "Invalid workflow dependencies: step 1 (Step 1) depends on itself",
+        ),
+        (
+            {"workflow": {"workflow_id": "wf_1", "steps": [{"step_name": " ", "step_type": "shell"}]}},
+            "Workflow wf_1 step 1 (Step 1) has unsupported step_type 'shell'; "
+            "imageflow runs ai_generation steps (text or image) and webhook steps",
         ),
         ({"submission": None}, "Submission sub_1 not found"),
         (

@@ -12,7 +12,7 @@ from imageflow_dagster.steps import handoff, webhook
 from imageflow_dagster.steps.kinds import kind_of
 from imageflow_dagster.steps.webhook_body import StepOutput, WebhookData
 from imageflow_dagster.steps.webhook_config import WebhookConfig
-from imageflow_dagster.steps.webhook_http import retry_after_s
+from imageflow_dagster.steps.webhook_http import parse_retry_after
 
 WHERE = "Workflow wf_1 step 2"
 SECRET = "sk-live-0123456789abcdef"
@@ -147,10 +147,10 @@ def test_a_slack_webhook_gets_a_slack_message_and_no_custom_headers():
     [("7", 7.0), (" 12 ", 12.0), (None, None), ("", None), ("soon", None), ("-3", None), ("1.5", None)],
 )
 def test_retry_after_reads_delta_seconds_and_nothing_else_unreadable(header, expected):
-    assert retry_after_s(header) == expected
+    assert parse_retry_after(header) == expected
 
 
 def test_retry_after_reads_an_http_date_as_the_wait_until_then():
     later = datetime.now(timezone.utc) + timedelta(seconds=30)
-    assert 25 <= retry_after_s(format_datetime(later, usegmt=True)) <= 30
-    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date past: no wait
+    assert 25 <= parse_retry_after(format_datetime(later, usegmt=True)) <= 30
+    assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date past: no wait

@@ -8,7 +8,6 @@ its config mapped to the nearest thing the model takes; a config no mapping can 
 import re
 from typing import Any
 
-FIXED_SIZES = {"1024x1024": (1024, 1024), "1536x1024": (1536, 1024), "1024x1536": (1024, 1536)}
 FLEX_STEP = 16
 FLEX_MAX_EDGE = 3840
 FLEX_MAX_PIXELS = 3840 * 2160

@@ -1,5 +1,5 @@
-"""`generated_images`: the image phase of `process_job`, every planned image rendered concurrently (per-job limit
-`IMAGEFLOW_IMAGE_CONCURRENCY`).
+"""`generated_images`: the images phase of `process_job`, every planned image rendered concurrently (per-job limit
+`IMAGEFLOW_IMAGE_CONCURRENCY`) once every step has run.
 
 An image already stored under its request-derived key is reused without a call; a moderation block or a failed
 image is recorded and judged by the job's rules, so images that did succeed keep their rows.
@@ -41,7 +41,7 @@ def images_phase(plan: JobPlan, tools: GenerationTools, db: DynamoDBResource, ru
 
 def _say_if_failed(step: StepPlan, images: list[GeneratedImage], tools: GenerationTools) -> None:
     """An image step that planned fine but whose images fail it under the job's rules shows `error` live, as a
-    step that failed while planning does (steps/runner.py)."""
+    step that failed while running does (steps/runner.py)."""
     if step.status != "ok" or step.kind != "image":
         return
     outcome = step_outcome(step, images_of(step, images))
@@ -71,7 +71,7 @@ def _metadata(images: list[GeneratedImage]) -> dict:
             f"| {g.request.step_index + 1} | {md_cell(g.request.label, 40)} | {g.outcome} | {g.model or g.request.model} "
             f"| {g.size_bytes} | {g.latency_s} | {g.rate_limit_wait_s} | {g.rate_limited} | {cost:.4f} | {note} |"
         )
-    replacements = unique_replacements([r for g in images for r in g.replacements])
+    replacements = unique_replacements([swap for g in images for swap in g.replacements])
     return {
         "images": len(images),
         **{f"images_{outcome}": n for outcome, n in counts.items()},

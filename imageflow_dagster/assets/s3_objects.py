@@ -7,7 +7,7 @@ from imageflow_dagster.assets.lineage import lineage_table, thumbnails_markdown
 from imageflow_dagster.flow.deliverable import FINAL_TYPES, FinalDocument, final_document
 from imageflow_dagster.flow.image_data import CONTENT_TYPES
 from imageflow_dagster.flow.live_artifacts import image_object
-from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, each
+from imageflow_dagster.flow.parallel import BOOKKEEPING_WORKERS, parallel_map
 from imageflow_dagster.flow.records import artifact_for, images_of, step_output_document
 from imageflow_dagster.models.pipeline import GeneratedImage, JobIdentity, JobPlan, StepPlan, StoredObject
 from imageflow_dagster.resources.s3 import ImageflowS3Resource
@@ -33,7 +33,7 @@ STORED_CHECK_SPEC = job_check(
 def store_objects(s3: ImageflowS3Resource, plan: JobPlan, generated: list[GeneratedImage]) -> list[StoredObject]:
     """The images, each step's output and, for a job whose steps all succeeded, its final document."""
     stored = [g for g in generated if g.stored]
-    images = each(lambda g: _verified_image(s3, g, plan), stored, workers=BOOKKEEPING_WORKERS)
+    images = parallel_map(lambda g: _verified_image(s3, g, plan), stored, workers=BOOKKEEPING_WORKERS)
     outputs = [obj for step in plan.steps if (obj := _store_step_output(s3, plan.job, step, generated))]
     final = final_document(plan, generated)
     return images + outputs + ([_store_final(s3, plan, final)] if final else [])
@@ -100,14 +100,15 @@ def _store_final(s3: ImageflowS3Resource, plan: JobPlan, document: FinalDocument
 def _stored_check(plan: JobPlan, generated: list[GeneratedImage], images: list[StoredObject]) -> dg.AssetCheckResult:
     stored = {obj.key: obj for obj in images}
     blocked = [g.request.key for g in generated if g.outcome == "blocked"]
-    missing = [r.key for r in plan.image_requests if r.key not in stored and r.key not in blocked]
+    planned = [request.key for request in plan.image_requests]
+    missing = [key for key in planned if key not in stored and key not in blocked]
     wrong_type = [o.key for o in images if o.content_type not in IMAGE_TYPES]
     return dg.AssetCheckResult(
         asset_key=S3_OBJECTS.key,
         check_name=STORED_CHECK,
         passed=not missing and not wrong_type,
         metadata={
-            "planned": len(plan.image_requests),
+            "planned": len(planned),
             "stored": len(stored),
             "blocked_by_moderation": dg.MetadataValue.json(blocked[:50]),
             "missing": dg.MetadataValue.json(missing[:50]),
