@@ -16,6 +16,7 @@ Three kinds of variable are read here without being fields of `Settings`:
 import os
 import re
 from dataclasses import dataclass, field, fields
+from urllib.parse import urlsplit
 
 MIN_CLAIM_LEASE_S = 10
 OPENAI_API_KEY = "OPENAI_API_KEY"
@@ -73,7 +74,7 @@ def _field(name: str, default, parse, *, fallback: str | None = None, keep_empty
 def _number(name: str, raw: str, parse, what: str):
     try:
         return parse(raw)
-    except ValueError as exc:
+    except ValueError:
         raise SettingError(f"{name} must be {what}, got {raw!r}") from None
 
 
@@ -220,10 +221,20 @@ MIN_SECRET_CHARS = 8
 
 
 def secret_values() -> list[str]:
-    """The values of every variable named like a secret, read now; longest first, so a key containing another is
-    masked whole."""
-    values = {v for name, v in os.environ.items() if SECRET_NAME.search(name.upper()) and len(v) >= MIN_SECRET_CHARS}
-    return sorted(values, key=len, reverse=True)
+    """What no alert, log or metric line may carry, read now: the values of every variable named like a secret and
+    the password of every URL-valued one (a Celery broker's URL is not secret, its password is). Longest first, so
+    a key containing another is masked whole. Shorter values are left alone: masking "local" (the local stack's
+    AWS secret) everywhere would garble the lines, and a real secret is never that short."""
+    values = {v for name, v in os.environ.items() if SECRET_NAME.search(name.upper())}
+    values |= {_url_password(v) for v in os.environ.values() if "://" in v}
+    return sorted((v for v in values if len(v) >= MIN_SECRET_CHARS), key=len, reverse=True)
+
+
+def _url_password(value: str) -> str:
+    try:
+        return urlsplit(value).password or ""
+    except ValueError:
+        return ""
 
 
 def aws_environment(names: tuple[str, ...]) -> tuple[str | None, ...]:

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 
 import httpx
 
+from imageflow_dagster.settings import Settings
 from imageflow_dagster.steps.outbound import Resolver, Target, TargetRefused, checked_target, system_resolver
 from imageflow_dagster.steps.redaction import is_harmless_header, redacted_url
 from imageflow_dagster.steps.webhook_deadline import Deadline, DeadlinePassed
@@ -25,7 +26,7 @@ _RETRYABLE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProto
 @dataclass(frozen=True)
 class WebhookPolicy:
     allowed_hosts: tuple[str, ...] = ()
-    timeout_s: float = 30.0
+    timeout_s: float = Settings.webhook_timeout_s  # settings.py's one default
     retries: int = 2
     max_redirects: int = 3
     retry_after_cap_s: float = 10.0

@@ -8,7 +8,8 @@ from typing import get_args
 
 import pytest
 
-from imageflow_dagster.settings import Settings, Tables, aws_environment, secret
+from imageflow_dagster.observability.redaction import redact
+from imageflow_dagster.settings import Settings, Tables, aws_environment, secret, secret_values
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2] / "imageflow_dagster"
 # Where a process starts: they build their Settings (or read their own command's switches) from the environment.
@@ -115,3 +116,16 @@ def test_only_botocores_variables_are_read_as_aws_environment(clean_environment)
     assert aws_environment(("AWS_PROFILE", "AWS_REGION")) == ("ops", None)
     with pytest.raises(ValueError):
         aws_environment(("OPENAI_API_KEY",))
+
+
+def test_one_rule_names_the_secrets_for_alerts_and_logs(monkeypatch):
+    """Values of secret-named variables and passwords inside URL-valued ones; never a whole harmless URL, never a
+    value too short to be a real secret (the local stack's AWS secret is "local")."""
+    monkeypatch.setenv("IMAGEFLOW_CELERY_BROKER_URL", "redis://:broker-pass-7781@redis:6379/0")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-unit-0123456789abcdef")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    values = secret_values()
+    assert {"broker-pass-7781", "sk-unit-0123456789abcdef"} <= set(values)
+    assert "local" not in values and not any(v.startswith("redis://") for v in values)
+    line = redact("connect redis://:broker-pass-7781@redis:6379/0 with sk-unit-0123456789abcdef")
+    assert line == "connect redis://:[redacted]@redis:6379/0 with [redacted]"
