@@ -7,7 +7,7 @@ from pathlib import Path
 
 from imageflow_dagster.bootstrap import TableMismatch, bootstrap
 from imageflow_dagster.cli.errors import CliError
-from imageflow_dagster.flow.job_store import job_usage_rows
+from imageflow_dagster.flow.job_store import job_usage_rows, usage_cost_usd
 from imageflow_dagster.flow.records import EXECUTION_STEPS_FILE
 from imageflow_dagster.flow.spend import parse_day, period_spend, read_usage, report_lines, spend_by_day, utc_today
 from imageflow_dagster.resources import build_resources
@@ -73,7 +73,7 @@ def job_report(db: DynamoDBResource, s3: ImageflowS3Resource, job_id: str) -> di
         "live_step": live.splitlines()[-1] if live else "",
         "error_message": row.get("error_message", ""),
         "image_urls": _image_urls(s3, row),
-        "cost_usd": round(sum(float(u.get("cost_usd", 0)) for u in usage), 6),
+        "cost_usd": round(usage_cost_usd(usage), 6),
         "usage_records": len(usage),
     }
 

@@ -199,7 +199,12 @@ def put_usage(db: DynamoDBResource, record: UsageRecord) -> bool:
 
 def job_cost_usd(db: DynamoDBResource, job_id: str) -> float:
     """What every run of the job has cost so far, from its usage rows."""
-    return sum(float(row.get("cost_usd", 0)) for row in job_usage_rows(db, job_id))
+    return usage_cost_usd(job_usage_rows(db, job_id))
+
+
+def usage_cost_usd(usage_rows: list[dict]) -> float:
+    """What a job's usage rows cost, over all its runs."""
+    return sum(float(row.get("cost_usd", 0)) for row in usage_rows)
 
 
 def job_usage_rows(db: DynamoDBResource, job_id: str) -> list[dict]:
