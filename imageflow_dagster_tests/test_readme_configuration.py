@@ -1,4 +1,4 @@
-"""The configuration reference (docs/configuration.md, and README.md's short table) says what the code reads.
+"""README.md's configuration table, the one reference of every variable, says what the code reads.
 
 Fast and service-free: it parses `imageflow_dagster/settings.py` with `ast` and greps the package and `deploy/`, so a
 setting added, renamed or given a new default without its row fails here, not in a reader's deployment.
@@ -12,8 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_FILE = ROOT / "imageflow_dagster" / "settings.py"
-REFERENCE = ROOT / "docs" / "configuration.md"  # the complete table
-README = ROOT / "README.md"  # the variables a newcomer sets
+REFERENCE = ROOT / "README.md"  # the configuration table: every variable
 SEARCHED_FOR_READS = (ROOT / "imageflow_dagster", ROOT / "deploy")
 ENV_NAME = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)+$")
 ROW = re.compile(r"^\|\s*`([A-Z][A-Z0-9_]*)`\s*\|([^|]*)\|")
@@ -118,23 +117,14 @@ def test_every_setting_has_a_row():
 def test_every_row_is_read_by_the_code(code_text):
     unread = [
         name
-        for path in (REFERENCE, README)
-        for name in documented_defaults(path)
+        for name in documented_defaults(REFERENCE)
         if not re.search(rf"(?<![A-Z0-9_]){name}(?![A-Z0-9_])", code_text)
     ]
     assert not unread, f"documented but read nowhere in imageflow_dagster/ or deploy/: {unread}"
 
 
-def test_readme_rows_match_the_reference():
-    reference = documented_defaults(REFERENCE)
-    readme = documented_defaults(README)
-    assert readme, "README.md has no configuration table"
-    differing = {name: (cell, reference.get(name)) for name, cell in readme.items() if reference.get(name) != cell}
-    assert not differing, f"README.md's default differs from {REFERENCE.name}'s (or has no row there): {differing}"
-
-
-@pytest.mark.parametrize("document", [REFERENCE, README], ids=lambda path: path.name)
-def test_documented_defaults_equal_the_code(document):
+def test_documented_defaults_equal_the_code():
+    document = REFERENCE
     reads = settings_reads()
     wrong = {}
     for name, cell in documented_defaults(document).items():
